@@ -1,0 +1,38 @@
+# Two commands for a newcomer:  make demo   and   make test
+# Both install what they need on first use: a Python venv (.venv) and the npm toolchain
+# (solc-js compiler, Foundry's anvil and cast, OpenZeppelin contracts) in node_modules/.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(BIN)/mpc-market demo $(ARGS)
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check offchain tests scripts
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python scripts/bench_demo.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis
