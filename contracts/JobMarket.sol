@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {NotActive, NotRegistered, TransferFailed} from "./NodeRegistry.sol";
+
+/// @title JobMarket — escrowed MPC jobs settled by t+1 committee signatures
+/// @notice A buyer posts a query over a dataset with escrow and a committee of n registered nodes
+///         (Shamir threshold t). The job is finalized by anyone presenting the opened aggregates,
+///         the providers' signed input commitments and at least t+1 committee members' EIP-712
+///         signatures over (jobId, resultHash, inputsHash, transcriptRoot); the escrow is then
+///         credited to the signers. If no valid result arrives by the deadline the buyer reclaims
+///         the escrow.
+/// @dev EIP-712 domain: name "MPCMarket", version "1", chainId, verifyingContract = this
+///      (EIP-5267 eip712Domain() from OpenZeppelin). Signatures are (r, s, v), v in {27, 28},
+///      low-s enforced by ECDSA.tryRecover. The committee is stored as
+///      keccak256(abi.encodePacked(address[])) and passed again in calldata at finalization.
+///      Registry access goes through three hooks implemented by the concrete contract.
+abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
+    /// @notice Job lifecycle.
+    enum JobStatus {
+        None,
+        Open,
+        Finalized,
+        Refunded
+    }
+
+    /// @notice A job as stored (5 slots; the 4th packs all small fields). The proof-of-MPC hash is
+    ///         recorded in the JobFinalized log rather than in storage: nothing on chain reads it,
+    ///         and a fresh storage slot (22.1k gas) would put finalization above 150k gas.
+    struct Job {
+        address buyer; // slot 0
+        uint96 escrowWei; // slot 0
+        bytes32 specHash; // slot 1: keccak256(abi.encode(datasetId, keccak256(bytes(query))))
+        bytes32 committeeHash; // slot 2: keccak256(abi.encodePacked(committee))
+        uint40 deadline; // slot 3: unix seconds; finalize allowed while block.timestamp <= deadline
+        uint8 committeeSize;
+        uint8 threshold;
+        uint16 minProviders;
+        JobStatus status;
+        uint16 providerCount;
+        uint32 signerMask; // bit i set = committee[i] signed the result
+        bytes32 resultHash; // slot 4: keccak256(abi.encodePacked(int256[] aggregates))
+    }
+
+    /// @notice An ECDSA signature; v in {27, 28}, s in the lower half order.
+    struct Sig {
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+    }
+
+    /// @notice A data provider's signed commitment to its (shared) input.
+    struct ProviderInput {
+        address provider;
+        bytes32 commitment;
+        Sig sig;
+    }
+
+    /// @notice A committee member's signature over the result and its own transcript root.
+    struct MemberSig {
+        bytes32 transcriptRoot;
+        Sig sig;
+    }
+
+    /// @notice EIP-712 type hash of InputCommitment(uint256 jobId,bytes32 commitment).
+    bytes32 public constant INPUT_COMMITMENT_TYPEHASH =
+        keccak256("InputCommitment(uint256 jobId,bytes32 commitment)");
+    /// @notice EIP-712 type hash of
+    ///         ResultCommitment(uint256 jobId,bytes32 resultHash,bytes32 inputsHash,bytes32 transcriptRoot).
+    bytes32 public constant RESULT_COMMITMENT_TYPEHASH = keccak256(
+        "ResultCommitment(uint256 jobId,bytes32 resultHash,bytes32 inputsHash,bytes32 transcriptRoot)"
+    );
+
+    /// @notice Longest query (bytes).
+    uint256 public constant MAX_QUERY_BYTES = 256;
+    /// @notice Smallest committee.
+    uint256 public constant MIN_COMMITTEE = 2;
+    /// @notice Largest committee (the signer mask is 32 bits).
+    uint256 public constant MAX_COMMITTEE = 32;
+    /// @notice Most aggregates a result may carry.
+    uint256 public constant MAX_AGGREGATES = 64;
+
+    /// @notice Minimal escrow (wei) of a job.
+    uint96 public immutable minPaymentWei;
+    /// @notice Longest allowed job timeout (seconds).
+    uint40 public immutable maxTimeoutS;
+
+    /// @dev Id of the next job (starts at 1 so that posting never writes a zero slot).
+    uint256 private _nextJobId = 1;
+    mapping(uint256 jobId => Job) private _jobs;
+
+    /// @notice A job was posted. `deadline` is unix seconds, `escrowWei` in wei.
+    event JobPosted(
+        uint256 indexed jobId,
+        address indexed buyer,
+        bytes32 indexed datasetId,
+        string query,
+        address[] committee,
+        uint8 threshold,
+        uint16 minProviders,
+        uint256 deadline,
+        uint256 escrowWei
+    );
+    /// @notice A job was finalized; each signer was credited `rewardPerSignerWei` (the first
+    ///         signer also the division remainder).
+    event JobFinalized(
+        uint256 indexed jobId,
+        bytes32 resultHash,
+        bytes32 proofHash,
+        bytes32 inputsHash,
+        uint16 providerCount,
+        uint32 signerMask,
+        uint256 rewardPerSignerWei,
+        int256[] aggregates
+    );
+    /// @notice The buyer of an expired job got its escrow `amountWei` back.
+    event JobRefunded(uint256 indexed jobId, address indexed buyer, uint256 amountWei);
+
+    error PaymentTooLow(uint256 sentWei, uint256 minWei);
+    error InvalidQuery();
+    error InvalidCommitteeSize(uint256 size);
+    error InvalidThreshold(uint256 threshold, uint256 committeeSize);
+    error CommitteeNotSorted(uint256 index);
+    error InvalidMinProviders();
+    error InvalidTimeout(uint256 timeoutS);
+    error JobNotOpen(uint256 jobId);
+    error DeadlinePassed(uint256 deadline);
+    error DeadlineNotReached(uint256 deadline);
+    error InvalidAggregates();
+    error CommitteeMismatch();
+    error TooFewProviders(uint256 have, uint256 need);
+    error ProvidersNotSorted(uint256 index);
+    error InvalidProviderSignature(address provider);
+    error TooFewSignatures(uint256 have, uint256 need);
+    error InvalidSignature(uint256 index);
+    error SignersNotSorted(uint256 index);
+    error NotCommitteeMember(address signer);
+    error NotBuyer();
+
+    constructor(uint96 minPaymentWei_, uint40 maxTimeoutS_) EIP712("MPCMarket", "1") {
+        minPaymentWei = minPaymentWei_;
+        maxTimeoutS = maxTimeoutS_;
+    }
+
+    // ------------------------------------------------------------------ hooks
+
+    /// @dev Whether `node` may join a new committee (registered and Active).
+    function _isActiveNode(address node) internal view virtual returns (bool);
+
+    /// @dev Whether `node` is registered (Active or Exiting).
+    function _isRegisteredNode(address node) internal view virtual returns (bool);
+
+    /// @dev Credit `amountWei` of pull-payment rewards to `node`.
+    function _creditReward(address node, uint256 amountWei) internal virtual;
+
+    // ------------------------------------------------------------------ mutating
+
+    /// @notice Post a job with msg.value (wei) as escrow.
+    /// @param datasetId keccak256 of the dataset name.
+    /// @param query The query text, 1..256 bytes.
+    /// @param committee Committee addresses, strictly ascending, 2..32 of them, all Active.
+    /// @param threshold Shamir threshold t, 1 <= t < committee.length; t+1 signatures finalize.
+    /// @param minProviders Minimal number of contributing providers (>= 1).
+    /// @param timeoutS Seconds until the deadline, 1..maxTimeoutS.
+    /// @return jobId The new job's id (jobCount after the increment; the first job is 1).
+    /// @dev Reverts, in this order: PaymentTooLow(sent, min), InvalidQuery(),
+    ///      InvalidCommitteeSize(n), InvalidThreshold(t, n), CommitteeNotSorted(index) /
+    ///      NotActive(member) (checked member by member), InvalidMinProviders(),
+    ///      InvalidTimeout(timeoutS); SafeCastOverflowedUintDowncast if msg.value exceeds 96 bits.
+    ///      Emits JobPosted.
+    function postJob(
+        bytes32 datasetId,
+        string calldata query,
+        address[] calldata committee,
+        uint8 threshold,
+        uint16 minProviders,
+        uint40 timeoutS
+    ) external payable returns (uint256 jobId) {
+        _checkPost(query, committee, threshold, minProviders, timeoutS);
+        jobId = _nextJobId++;
+        uint40 deadline = uint40(block.timestamp) + timeoutS;
+        Job storage job = _jobs[jobId];
+        job.buyer = msg.sender;
+        job.escrowWei = SafeCast.toUint96(msg.value);
+        job.specHash = keccak256(abi.encode(datasetId, keccak256(bytes(query))));
+        job.committeeHash = _hashAddresses(committee);
+        job.deadline = deadline;
+        job.committeeSize = uint8(committee.length);
+        job.threshold = threshold;
+        job.minProviders = minProviders;
+        job.status = JobStatus.Open;
+        emit JobPosted(
+            jobId, msg.sender, datasetId, query, committee, threshold, minProviders, deadline, msg.value
+        );
+    }
+
+    /// @notice Finalize an Open job with its opened result; anyone may submit.
+    /// @param jobId The job.
+    /// @param aggregates Opened, centered-lifted result values (1..64); resultHash =
+    ///        keccak256(abi.encodePacked(aggregates)).
+    /// @param committee The job's committee exactly as posted (checked against committeeHash).
+    /// @param inputs Contributing providers' signed InputCommitments, providers strictly ascending.
+    /// @param signatures >= t+1 members' ResultCommitment signatures, signers strictly ascending.
+    /// @dev Reverts, in this order: JobNotOpen(jobId), DeadlinePassed(deadline),
+    ///      InvalidAggregates(), CommitteeMismatch(), TooFewProviders(have, need), then per
+    ///      provider ProvidersNotSorted(i) / NotRegistered(provider) /
+    ///      InvalidProviderSignature(provider), TooFewSignatures(have, need), then per signature
+    ///      InvalidSignature(i) / SignersNotSorted(i) (also rejects duplicates) /
+    ///      NotCommitteeMember(signer). Effects: status Finalized; providerCount, signerMask and
+    ///      resultHash stored (proofHash and inputsHash are logged in JobFinalized); escrow split equally among the signers (remainder to
+    ///      the first) and credited as rewards (pull payment; no ETH moves here).
+    ///      Emits JobFinalized.
+    function finalizeJob(
+        uint256 jobId,
+        int256[] calldata aggregates,
+        address[] calldata committee,
+        ProviderInput[] calldata inputs,
+        MemberSig[] calldata signatures
+    ) external {
+        Job storage job = _jobs[jobId];
+        _checkFinalizable(job, jobId, aggregates.length, committee, inputs.length);
+        _Ctx memory ctx;
+        ctx.jobId = jobId;
+        ctx.separator = _domainSeparatorV4();
+        ctx.inputsHash = _checkInputs(ctx, inputs);
+        ctx.resultHash = _hashWords(aggregates);
+        _settle(job, ctx, committee, signatures, inputs.length);
+        _emitFinalized(ctx, uint16(inputs.length), aggregates);
+    }
+
+    /// @notice Refund the escrow (wei) of a job that expired without a valid result.
+    /// @dev Only the buyer. Reverts NotBuyer() if the caller is not the buyer (or the job does not
+    ///      exist), JobNotOpen(jobId) if it was finalized or refunded already,
+    ///      DeadlineNotReached(deadline) while block.timestamp <= deadline, TransferFailed() if
+    ///      the buyer refuses the payment. Emits JobRefunded(jobId, buyer, amountWei).
+    function reclaimEscrow(uint256 jobId) external nonReentrant {
+        Job storage job = _jobs[jobId];
+        if (job.buyer != msg.sender) revert NotBuyer();
+        if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
+        uint256 deadline = job.deadline;
+        if (block.timestamp <= deadline) revert DeadlineNotReached(deadline);
+        uint256 amount = job.escrowWei;
+
+        job.status = JobStatus.Refunded;
+        emit JobRefunded(jobId, msg.sender, amount);
+
+        // slither-disable-next-line arbitrary-send-eth,low-level-calls
+        (bool ok,) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Number of jobs ever posted; job ids are 1..jobCount().
+    function jobCount() external view returns (uint256) {
+        return _nextJobId - 1;
+    }
+
+    /// @notice The stored job `jobId` (all zero if it does not exist).
+    function getJob(uint256 jobId) external view returns (Job memory) {
+        return _jobs[jobId];
+    }
+
+    /// @notice EIP-712 digest a provider signs for its input `commitment` to job `jobId`.
+    function hashInputCommitment(uint256 jobId, bytes32 commitment) external view returns (bytes32) {
+        return _inputDigest(_domainSeparatorV4(), jobId, commitment);
+    }
+
+    /// @notice EIP-712 digest a committee member signs for the result of job `jobId`.
+    function hashResultCommitment(
+        uint256 jobId,
+        bytes32 resultHash,
+        bytes32 inputsHash,
+        bytes32 transcriptRoot
+    ) external view returns (bytes32) {
+        return _resultDigest(_domainSeparatorV4(), jobId, resultHash, inputsHash, transcriptRoot);
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev Values shared by the finalization steps (bundled to keep the stack shallow).
+    struct _Ctx {
+        uint256 jobId;
+        bytes32 separator; // EIP-712 domain separator, computed once per call
+        bytes32 resultHash;
+        bytes32 inputsHash;
+        bytes32 proofHash;
+        uint256 share; // reward per signer (wei)
+        uint256 remainder; // escrow % signers, paid to the first signer (wei)
+        uint32 mask;
+    }
+
+    // Hashing helpers. They use the free memory area as scratch space without allocating
+    // (memory-safe), which saves the allocations of abi.encode in the signature loops.
+
+    /// @dev keccak256(abi.encode(a, b, c)) for three 32-byte words.
+    function _hash3(bytes32 a, bytes32 b, bytes32 c) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, a)
+            mstore(add(p, 0x20), b)
+            mstore(add(p, 0x40), c)
+            h := keccak256(p, 0x60)
+        }
+    }
+
+    /// @dev keccak256(abi.encodePacked(address[])): each element as a 32-byte word. Dirty upper
+    ///      bits are hashed as given, so only the canonical encoding can match a stored hash.
+    function _hashAddresses(address[] calldata list) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            let len := shl(5, list.length)
+            calldatacopy(p, list.offset, len)
+            h := keccak256(p, len)
+        }
+    }
+
+    /// @dev keccak256(abi.encodePacked(int256[])).
+    function _hashWords(int256[] calldata words) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            let len := shl(5, words.length)
+            calldatacopy(p, words.offset, len)
+            h := keccak256(p, len)
+        }
+    }
+
+    /// @dev EIP-712 digest keccak256("\x19\x01" || separator || structHash).
+    function _typedDigest(bytes32 separator, bytes32 structHash) private pure returns (bytes32) {
+        return MessageHashUtils.toTypedDataHash(separator, structHash);
+    }
+
+    function _inputDigest(bytes32 separator, uint256 jobId, bytes32 commitment)
+        private
+        pure
+        returns (bytes32)
+    {
+        return _typedDigest(
+            separator, _hash3(INPUT_COMMITMENT_TYPEHASH, bytes32(jobId), commitment)
+        );
+    }
+
+    function _resultDigest(
+        bytes32 separator,
+        uint256 jobId,
+        bytes32 resultHash,
+        bytes32 inputsHash,
+        bytes32 transcriptRoot
+    ) private pure returns (bytes32 digest) {
+        bytes32 structHash;
+        bytes32 typeHash = RESULT_COMMITMENT_TYPEHASH;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, typeHash)
+            mstore(add(p, 0x20), jobId)
+            mstore(add(p, 0x40), resultHash)
+            mstore(add(p, 0x60), inputsHash)
+            mstore(add(p, 0x80), transcriptRoot)
+            structHash := keccak256(p, 0xa0)
+        }
+        digest = _typedDigest(separator, structHash);
+    }
+
+    function _memberDigest(_Ctx memory ctx, bytes32 transcriptRoot)
+        private
+        pure
+        returns (bytes32)
+    {
+        return _resultDigest(
+            ctx.separator, ctx.jobId, ctx.resultHash, ctx.inputsHash, transcriptRoot
+        );
+    }
+
+    /// @dev Signer of `digest`, or address(0) if the signature is malformed, has a high s or an
+    ///      invalid v (OpenZeppelin ECDSA.tryRecover).
+    function _recover(bytes32 digest, Sig calldata sig) private pure returns (address signer) {
+        ECDSA.RecoverError err;
+        (signer, err,) = ECDSA.tryRecover(digest, sig.v, sig.r, sig.s);
+        if (err != ECDSA.RecoverError.NoError) signer = address(0);
+    }
+
+    /// @dev postJob's argument checks (see postJob for the order).
+    function _checkPost(
+        string calldata query,
+        address[] calldata committee,
+        uint8 threshold,
+        uint16 minProviders,
+        uint40 timeoutS
+    ) private view {
+        if (msg.value < minPaymentWei) revert PaymentTooLow(msg.value, minPaymentWei);
+        uint256 qlen = bytes(query).length;
+        if (qlen == 0 || qlen > MAX_QUERY_BYTES) revert InvalidQuery();
+        uint256 n = committee.length;
+        if (n < MIN_COMMITTEE || n > MAX_COMMITTEE) revert InvalidCommitteeSize(n);
+        if (threshold == 0 || threshold >= n) revert InvalidThreshold(threshold, n);
+        address prev = address(0);
+        for (uint256 i = 0; i < n; ++i) {
+            address member = committee[i];
+            if (member <= prev) revert CommitteeNotSorted(i);
+            if (!_isActiveNode(member)) revert NotActive(member);
+            prev = member;
+        }
+        if (minProviders == 0) revert InvalidMinProviders();
+        if (timeoutS == 0 || timeoutS > maxTimeoutS) revert InvalidTimeout(timeoutS);
+    }
+
+    /// @dev Checks made before looking at any signature (see finalizeJob for the order).
+    function _checkFinalizable(
+        Job storage job,
+        uint256 jobId,
+        uint256 nAggregates,
+        address[] calldata committee,
+        uint256 nInputs
+    ) private view {
+        if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
+        uint256 deadline = job.deadline;
+        if (block.timestamp > deadline) revert DeadlinePassed(deadline);
+        if (nAggregates == 0 || nAggregates > MAX_AGGREGATES) revert InvalidAggregates();
+        if (_hashAddresses(committee) != job.committeeHash) revert CommitteeMismatch();
+        uint256 need = job.minProviders;
+        if (nInputs < need) revert TooFewProviders(nInputs, need);
+    }
+
+    /// @dev Providers: strictly ascending, registered, InputCommitment signature valid.
+    ///      Returns inputsHash (hash chain over (provider, commitment)).
+    function _checkInputs(_Ctx memory ctx, ProviderInput[] calldata inputs)
+        private
+        view
+        returns (bytes32 inputsHash)
+    {
+        address prev = address(0);
+        for (uint256 i = 0; i < inputs.length; ++i) {
+            ProviderInput calldata input = inputs[i];
+            address provider = input.provider;
+            bytes32 commitment = input.commitment;
+            if (provider <= prev) revert ProvidersNotSorted(i);
+            if (!_isRegisteredNode(provider)) revert NotRegistered(provider);
+            if (_recover(_inputDigest(ctx.separator, ctx.jobId, commitment), input.sig) != provider) {
+                revert InvalidProviderSignature(provider);
+            }
+            inputsHash = _hash3(inputsHash, bytes32(uint256(uint160(provider))), commitment);
+            prev = provider;
+        }
+    }
+
+    /// @dev Checks the signature count and the signatures, credits the rewards and stores the
+    ///      result. Crediting is an internal storage write only (no external call).
+    function _settle(
+        Job storage job,
+        _Ctx memory ctx,
+        address[] calldata committee,
+        MemberSig[] calldata signatures,
+        uint256 nInputs
+    ) private {
+        uint256 k = signatures.length;
+        uint256 need = uint256(job.threshold) + 1;
+        if (k < need) revert TooFewSignatures(k, need);
+        uint256 escrow = job.escrowWei;
+        ctx.share = escrow / k;
+        ctx.remainder = escrow - ctx.share * k;
+        _checkSignaturesAndCredit(ctx, committee, signatures);
+
+        job.status = JobStatus.Finalized;
+        job.providerCount = SafeCast.toUint16(nInputs);
+        job.signerMask = ctx.mask;
+        job.resultHash = ctx.resultHash;
+    }
+
+    function _emitFinalized(_Ctx memory ctx, uint16 providerCount, int256[] calldata aggregates)
+        private
+    {
+        emit JobFinalized(
+            ctx.jobId,
+            ctx.resultHash,
+            ctx.proofHash,
+            ctx.inputsHash,
+            providerCount,
+            ctx.mask,
+            ctx.share,
+            aggregates
+        );
+    }
+
+    /// @dev Member signatures: valid, signers strictly ascending, each in the committee (merge-walk
+    ///      over the sorted committee). Credits each signer; sets ctx.mask and ctx.proofHash.
+    function _checkSignaturesAndCredit(
+        _Ctx memory ctx,
+        address[] calldata committee,
+        MemberSig[] calldata signatures
+    ) private {
+        address prev = address(0);
+        uint256 j = 0;
+        uint256 mask = 0;
+        bytes32 proofHash = bytes32(0);
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            MemberSig calldata ms = signatures[i];
+            bytes32 root = ms.transcriptRoot;
+            address signer = _recover(_memberDigest(ctx, root), ms.sig);
+            if (signer == address(0)) revert InvalidSignature(i);
+            if (signer <= prev) revert SignersNotSorted(i);
+            while (j < committee.length && committee[j] < signer) ++j;
+            if (j == committee.length || committee[j] != signer) revert NotCommitteeMember(signer);
+            mask |= 1 << j;
+            ++j;
+            proofHash = _hash3(proofHash, bytes32(uint256(uint160(signer))), root);
+            _creditReward(signer, i == 0 ? ctx.share + ctx.remainder : ctx.share);
+            prev = signer;
+        }
+        ctx.mask = uint32(mask); // committee.length <= 32, so mask < 2**32
+        ctx.proofHash = proofHash;
+    }
+}

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+// Errors shared by NodeRegistry and JobMarket (file level, so MPCMarket inherits one copy).
+/// @notice `node` has never registered or has fully exited.
+error NotRegistered(address node);
+/// @notice `node` is not Active (Exiting, or not registered when a committee is formed).
+error NotActive(address node);
+/// @notice An ETH payment to the caller was refused.
+error TransferFailed();
+
+/// @title NodeRegistry — the staked public-key registry (the PKI) of MPC Market
+/// @notice A node registers an X25519 encryption key and an endpoint by locking a stake. The
+///         registry is the only certificate authority of the system: peers encrypt to the key
+///         registered here and check signatures against the registered address.
+/// @dev Hot fields (stake, rewards, exitAt, status) share ONE storage slot, so crediting a reward
+///      is a nonzero -> nonzero write. Payments are pull-based (withdrawRewards/withdrawStake),
+///      follow checks-effects-interactions and are guarded by ReentrancyGuardTransient.
+abstract contract NodeRegistry is ReentrancyGuardTransient {
+    /// @notice Lifecycle of a node. None = never registered or fully exited.
+    enum NodeStatus {
+        None,
+        Active,
+        Exiting
+    }
+
+    /// @dev Slot 0: stakeWei (96) | rewardsWei (96) | exitAt (40) | status (8) = 240 bits.
+    struct Node {
+        uint96 stakeWei;
+        uint96 rewardsWei;
+        uint40 exitAt;
+        NodeStatus status;
+        bytes32 encKey;
+        string endpoint;
+    }
+
+    /// @notice Maximal endpoint length in bytes.
+    uint256 public constant MAX_ENDPOINT_BYTES = 256;
+
+    /// @notice Minimal stake (wei) a node must lock to register.
+    uint96 public immutable minStakeWei;
+    /// @notice Seconds between requestExit() and the earliest withdrawStake().
+    uint40 public immutable exitDelayS;
+
+    mapping(address node => Node) private _nodes;
+    /// @dev 1-based position of a registered node in `_nodeList` (0 = absent).
+    mapping(address node => uint256) private _listPos;
+    address[] private _nodeList;
+
+    /// @notice A node registered with `stakeWei` locked, X25519 key `encKey` and `endpoint`.
+    event NodeRegistered(address indexed node, uint256 stakeWei, bytes32 encKey, string endpoint);
+    /// @notice A node asked to leave; its stake can be withdrawn from `exitAt` (unix seconds).
+    event NodeExitRequested(address indexed node, uint256 exitAt);
+    /// @notice A node left and was paid back `stakeWei` plus its unpaid `rewardsWei`.
+    event NodeExited(address indexed node, uint256 stakeWei, uint256 rewardsWei);
+    /// @notice A node withdrew `amountWei` of credited rewards.
+    event RewardsWithdrawn(address indexed node, uint256 amountWei);
+
+    error AlreadyRegistered(address node);
+    error StakeTooLow(uint256 sentWei, uint256 minWei);
+    error InvalidEncryptionKey();
+    error InvalidEndpoint();
+    error ExitNotReady(uint256 exitAt);
+    error NothingToWithdraw();
+    error IndexOutOfBounds(uint256 index, uint256 length);
+
+    constructor(uint96 minStakeWei_, uint40 exitDelayS_) {
+        minStakeWei = minStakeWei_;
+        exitDelayS = exitDelayS_;
+    }
+
+    // ------------------------------------------------------------------ mutating
+
+    /// @notice Register the caller as an Active node, locking msg.value as stake.
+    /// @param encKey The node's X25519 public key (32 bytes, must be nonzero).
+    /// @param endpoint Where peers reach the node (e.g. "http://host:port"), 1..256 bytes.
+    /// @dev Reverts StakeTooLow(sent, min) if msg.value < minStakeWei, InvalidEncryptionKey() if
+    ///      encKey is zero, InvalidEndpoint() if endpoint is empty or longer than 256 bytes,
+    ///      AlreadyRegistered(node) if the caller is Active or Exiting, and
+    ///      SafeCastOverflowedUintDowncast if msg.value does not fit 96 bits.
+    ///      Rewards left from an earlier registration are kept. Emits NodeRegistered.
+    function register(bytes32 encKey, string calldata endpoint) external payable {
+        if (msg.value < minStakeWei) revert StakeTooLow(msg.value, minStakeWei);
+        if (encKey == bytes32(0)) revert InvalidEncryptionKey();
+        uint256 len = bytes(endpoint).length;
+        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert InvalidEndpoint();
+        Node storage n = _nodes[msg.sender];
+        if (n.status != NodeStatus.None) revert AlreadyRegistered(msg.sender);
+
+        n.stakeWei = SafeCast.toUint96(msg.value);
+        n.status = NodeStatus.Active;
+        n.encKey = encKey;
+        n.endpoint = endpoint;
+        _nodeList.push(msg.sender);
+        _listPos[msg.sender] = _nodeList.length;
+        emit NodeRegistered(msg.sender, msg.value, encKey, endpoint);
+    }
+
+    /// @notice Start leaving: Active -> Exiting; the stake unlocks after exitDelayS seconds.
+    /// @dev An Exiting node can no longer be put on new committees but still serves (and is paid
+    ///      for) the jobs it is on: exitDelayS > maxTimeoutS outlives every open job.
+    ///      Reverts NotRegistered(node) if the caller is not registered, NotActive(node) if it is
+    ///      already Exiting. Emits NodeExitRequested(node, exitAt).
+    function requestExit() external {
+        Node storage n = _nodes[msg.sender];
+        NodeStatus status = n.status;
+        if (status == NodeStatus.None) revert NotRegistered(msg.sender);
+        if (status != NodeStatus.Active) revert NotActive(msg.sender);
+        uint40 exitAt = uint40(block.timestamp) + exitDelayS;
+        n.exitAt = exitAt;
+        n.status = NodeStatus.Exiting;
+        emit NodeExitRequested(msg.sender, exitAt);
+    }
+
+    /// @notice Leave the registry: pays the caller its stake plus any unpaid rewards (wei) and
+    ///         removes it from the node list (it may register again later).
+    /// @dev Allowed once block.timestamp >= exitAt. Reverts NotRegistered(node) if the caller is
+    ///      not registered, ExitNotReady(exitAt) if it never requested an exit (exitAt = 0) or the
+    ///      delay has not passed, TransferFailed() if the payment is refused. Emits NodeExited.
+    function withdrawStake() external nonReentrant {
+        Node storage n = _nodes[msg.sender];
+        NodeStatus status = n.status;
+        if (status == NodeStatus.None) revert NotRegistered(msg.sender);
+        uint256 exitAt = n.exitAt;
+        if (status != NodeStatus.Exiting || block.timestamp < exitAt) revert ExitNotReady(exitAt);
+        uint256 stake = n.stakeWei;
+        uint256 rewards = n.rewardsWei;
+
+        delete _nodes[msg.sender];
+        _removeFromList(msg.sender);
+        emit NodeExited(msg.sender, stake, rewards);
+
+        _pay(msg.sender, stake + rewards);
+    }
+
+    /// @notice Withdraw all rewards (wei) credited to the caller by finalized jobs.
+    /// @dev Works for any address holding rewards (registered or not). Reverts
+    ///      NothingToWithdraw() if none are credited, TransferFailed() if the payment is refused.
+    ///      Emits RewardsWithdrawn(node, amountWei).
+    function withdrawRewards() external nonReentrant {
+        Node storage n = _nodes[msg.sender];
+        uint256 amount = n.rewardsWei;
+        if (amount == 0) revert NothingToWithdraw();
+        n.rewardsWei = 0;
+        emit RewardsWithdrawn(msg.sender, amount);
+        _pay(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Everything the registry holds about `node` (all zero if unknown).
+    /// @return stakeWei Locked stake (wei).
+    /// @return rewardsWei Credited, not yet withdrawn rewards (wei).
+    /// @return exitAt Earliest withdrawStake() time (unix seconds; 0 unless Exiting).
+    /// @return status 0 None, 1 Active, 2 Exiting.
+    /// @return encKey Registered X25519 public key.
+    /// @return endpoint Registered endpoint.
+    function getNode(address node)
+        external
+        view
+        returns (
+            uint256 stakeWei,
+            uint256 rewardsWei,
+            uint256 exitAt,
+            NodeStatus status,
+            bytes32 encKey,
+            string memory endpoint
+        )
+    {
+        Node storage n = _nodes[node];
+        return (n.stakeWei, n.rewardsWei, n.exitAt, n.status, n.encKey, n.endpoint);
+    }
+
+    /// @notice Whether `node` is registered and Active (eligible for new committees).
+    function isActive(address node) external view returns (bool) {
+        return _nodes[node].status == NodeStatus.Active;
+    }
+
+    /// @notice Number of registered (Active or Exiting) nodes.
+    function nodeCount() external view returns (uint256) {
+        return _nodeList.length;
+    }
+
+    /// @notice The `i`-th registered node (0-based; order changes on removal, swap-and-pop).
+    /// @dev Reverts IndexOutOfBounds(i, length) if i >= nodeCount().
+    function nodeAt(uint256 i) external view returns (address) {
+        uint256 len = _nodeList.length;
+        if (i >= len) revert IndexOutOfBounds(i, len);
+        return _nodeList[i];
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev Status of `node` for the job market (committee and provider checks).
+    function _statusOf(address node) internal view returns (NodeStatus) {
+        return _nodes[node].status;
+    }
+
+    /// @dev Credit `amountWei` of rewards to `node` (a committee member: its slot is nonzero).
+    function _credit(address node, uint256 amountWei) internal {
+        Node storage n = _nodes[node];
+        n.rewardsWei = SafeCast.toUint96(uint256(n.rewardsWei) + amountWei);
+    }
+
+    /// @dev Send `amountWei` to `to`; reverts TransferFailed() if the call fails.
+    function _pay(address to, uint256 amountWei) internal {
+        // slither-disable-next-line arbitrary-send-eth,low-level-calls
+        (bool ok,) = payable(to).call{value: amountWei}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    function _removeFromList(address node) private {
+        uint256 pos = _listPos[node]; // 1-based, nonzero for a registered node
+        uint256 last = _nodeList.length;
+        if (pos != last) {
+            address moved = _nodeList[last - 1];
+            _nodeList[pos - 1] = moved;
+            _listPos[moved] = pos;
+        }
+        _nodeList.pop();
+        delete _listPos[node];
+    }
+}

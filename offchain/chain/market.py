@@ -1,0 +1,673 @@
+"""Python client of the MPCMarket contract (web3.py 8, locally signed EIP-1559 transactions).
+
+Every state-changing method takes the :class:`~eth_account.signers.local.LocalAccount` that signs
+the transaction and returns a :class:`TxResult` once it is mined. Reverts surface as
+:class:`ContractRevert` carrying the Solidity custom error's name and decoded arguments (e.g.
+``NotActive(0xAbc...)``), whether they happen in ``eth_estimateGas``, ``eth_call`` or a mined
+transaction (replayed with ``eth_call`` to learn the reason).
+
+Units: all amounts are wei (int), all times unix seconds / durations seconds (int), hashes are
+32-byte ``bytes``, addresses checksum strings. The contract interface is defined in
+``contracts/JobMarket.sol`` / ``contracts/NodeRegistry.sol``; the EIP-712 domain comes from the
+contract's EIP-5267 ``eip712Domain()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, cast
+
+from eth_abi.abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from offchain.chain.compile import compile_contracts
+from offchain.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Sig, market_domain
+
+__all__ = [
+    "ContractRevert",
+    "JobInfo",
+    "JobStatus",
+    "MarketClient",
+    "MarketConfig",
+    "NodeInfo",
+    "NodeStatus",
+    "TransactionFailed",
+    "TxResult",
+    "decode_revert",
+    "deploy_market",
+]
+
+DEFAULT_TIP_WEI = 10**9  # 1 gwei priority fee
+_GAS_MARGIN_NUM, _GAS_MARGIN_DEN, _GAS_MARGIN_ADD = 6, 5, 10_000  # limit = est * 1.2 + 10k
+_ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class TransactionFailed(RuntimeError):
+    """A mined transaction reverted and replaying it did not reveal a reason."""
+
+    def __init__(self, name: str, tx_hash: str) -> None:
+        super().__init__(f"transaction {name} {tx_hash} reverted (no reason available)")
+        self.name = name
+        self.tx_hash = tx_hash
+
+
+def _fmt_arg(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_fmt_arg(v) for v in value) + "]"
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+class ContractRevert(Exception):
+    """The contract reverted with a custom error (or ``Error(string)`` / ``Panic(uint256)``).
+
+    Attributes:
+        error_name: Solidity error name, e.g. ``"StakeTooLow"`` (``"Error"``/``"Panic"`` for the
+            built-in ones, ``"Unknown"`` for an undecodable payload).
+        error_args: decoded arguments in declaration order (addresses checksummed, bytesN as
+            ``bytes``, integers as ``int``).
+        data: the raw revert data (selector + ABI-encoded arguments).
+
+    ``str(exc)`` reads like the Solidity call, e.g. ``StakeTooLow(1, 1000)``.
+    """
+
+    def __init__(self, error_name: str, args: Sequence[Any] = (), *, data: bytes = b"") -> None:
+        self.error_name = error_name
+        self.error_args: tuple[Any, ...] = tuple(args)
+        self.data = data
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """``Name(arg1, arg2)``."""
+        return f"{self.error_name}({', '.join(_fmt_arg(a) for a in self.error_args)})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    typ = str(param["type"])
+    if typ.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){typ[5:]}"
+    return typ
+
+
+def _normalize(typ: str, value: Any) -> Any:
+    if typ == "address":
+        return to_checksum_address(value)
+    if typ == "address[]":
+        return [to_checksum_address(v) for v in value]
+    return value
+
+
+class _ErrorDecoder:
+    """Maps 4-byte selectors of the ABI's error entries to (name, argument types)."""
+
+    def __init__(self, abi: Sequence[dict[str, Any]]) -> None:
+        self._errors: dict[bytes, tuple[str, list[str]]] = {
+            _ERROR_STRING_SELECTOR: ("Error", ["string"]),
+            _PANIC_SELECTOR: ("Panic", ["uint256"]),
+        }
+        for entry in abi:
+            if entry.get("type") != "error":
+                continue
+            types = [_abi_type(p) for p in entry.get("inputs", [])]
+            selector = keccak(text=f"{entry['name']}({','.join(types)})")[:4]
+            self._errors[selector] = (str(entry["name"]), types)
+
+    def decode(self, data: bytes) -> ContractRevert:
+        known = self._errors.get(bytes(data[:4]))
+        if known is None:
+            return ContractRevert("Unknown", (bytes(data),), data=bytes(data))
+        name, types = known
+        try:
+            values = abi_decode(types, bytes(data[4:]))
+        except Exception:  # malformed payload: keep the raw bytes
+            return ContractRevert(name, (bytes(data[4:]),), data=bytes(data))
+        return ContractRevert(
+            name, [_normalize(t, v) for t, v in zip(types, values, strict=True)], data=bytes(data)
+        )
+
+    def from_exception(self, exc: ContractLogicError) -> ContractRevert:
+        raw = exc.data
+        if isinstance(raw, dict):  # some nodes nest the payload
+            raw = raw.get("data")
+        if isinstance(raw, str) and raw.startswith("Reverted "):
+            raw = raw.split(" ", 1)[1]
+        if isinstance(raw, str) and raw.startswith("0x") and len(raw) >= 10:
+            try:
+                return self.decode(bytes.fromhex(raw[2:]))
+            except ValueError:
+                pass
+        return ContractRevert("Error", (exc.message or "execution reverted",))
+
+
+def decode_revert(abi: Sequence[dict[str, Any]], data: bytes) -> ContractRevert:
+    """Decode raw revert ``data`` (4-byte selector + ABI arguments) against ``abi``'s errors."""
+    return _ErrorDecoder(abi).decode(data)
+
+
+# ----------------------------------------------------------------------------- data classes
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction.
+
+    Attributes:
+        name: contract function (``"postJob"``, ...; ``"deploy"`` for the deployment).
+        hash: transaction hash, ``0x``-hex.
+        gas_used: gas units consumed.
+        block_number: block that includes it.
+        receipt: the full web3 receipt.
+    """
+
+    name: str
+    hash: str
+    gas_used: int
+    block_number: int
+    receipt: TxReceipt
+
+
+class NodeStatus(IntEnum):
+    """Registry status of a node (contract enum NodeRegistry.NodeStatus)."""
+
+    NONE = 0
+    ACTIVE = 1
+    EXITING = 2
+
+
+class JobStatus(IntEnum):
+    """Status of a job (contract enum JobMarket.JobStatus)."""
+
+    NONE = 0
+    OPEN = 1
+    FINALIZED = 2
+    REFUNDED = 3
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A registry entry (``getNode``); all zero / empty for an unknown address.
+
+    ``enc_key`` is the 32-byte X25519 public key, ``exit_at`` unix seconds (0 unless Exiting).
+    """
+
+    address: str
+    stake_wei: int
+    rewards_wei: int
+    exit_at: int
+    status: NodeStatus
+    enc_key: bytes
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A stored job (``getJob``); all zero for an unknown id.
+
+    ``deadline`` is unix seconds; ``signer_mask`` bit i = committee[i] signed the result;
+    hashes are 32 bytes (``result_hash`` zero until finalized; the proof hash is in the
+    JobFinalized event).
+    """
+
+    job_id: int
+    buyer: str
+    escrow_wei: int
+    spec_hash: bytes
+    committee_hash: bytes
+    deadline: int
+    committee_size: int
+    threshold: int
+    min_providers: int
+    status: JobStatus
+    provider_count: int
+    signer_mask: int
+    result_hash: bytes
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Constructor parameters of a deployed market (wei / seconds)."""
+
+    min_stake_wei: int
+    exit_delay_s: int
+    min_payment_wei: int
+    max_timeout_s: int
+
+
+# ----------------------------------------------------------------------------- transactions
+
+
+def _hex(h: bytes) -> str:
+    return "0x" + bytes(h).hex()
+
+
+class _Sender:
+    """Builds, signs and sends EIP-1559 transactions with explicit nonce/gas/fees."""
+
+    def __init__(self, w3: Web3, decoder: _ErrorDecoder, tip_wei: int) -> None:
+        self.w3 = w3
+        self.decoder = decoder
+        self.tip_wei = tip_wei
+        self.chain_id = w3.eth.chain_id
+
+    @contextlib.contextmanager
+    def reverts(self) -> Iterator[None]:
+        """Translate web3's contract-logic errors into ContractRevert."""
+        try:
+            yield
+        except ContractLogicError as exc:
+            raise self.decoder.from_exception(exc) from None
+
+    def fees(self) -> dict[str, int]:
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        return {"maxFeePerGas": 2 * base + self.tip_wei, "maxPriorityFeePerGas": self.tip_wei}
+
+    def send(self, name: str, account: LocalAccount, fn: Any, value: int = 0) -> TxResult:
+        """``fn``: a bound ContractFunction or ContractConstructor."""
+        sender = account.address
+        with self.reverts():
+            estimate = int(fn.estimate_gas({"from": sender, "value": value}))
+        params: dict[str, Any] = {
+            "from": sender,
+            "value": value,
+            "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
+            "gas": estimate * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + _GAS_MARGIN_ADD,
+            "chainId": self.chain_id,
+            "type": 2,
+            **self.fees(),
+        }
+        tx = fn.build_transaction(params)
+        signed = account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+        hash_hex = _hex(tx_hash)
+        if receipt["status"] != 1:
+            self._raise_replayed(name, hash_hex, fn, sender, value, receipt)
+        return TxResult(
+            name=name,
+            hash=hash_hex,
+            gas_used=int(receipt["gasUsed"]),
+            block_number=int(receipt["blockNumber"]),
+            receipt=receipt,
+        )
+
+    def _raise_replayed(
+        self, name: str, tx_hash: str, fn: Any, sender: str, value: int, receipt: TxReceipt
+    ) -> None:
+        call = getattr(fn, "call", None)
+        if call is not None:
+            block = int(receipt["blockNumber"]) - 1
+            with self.reverts():
+                call({"from": sender, "value": value}, block_identifier=block)
+        raise TransactionFailed(name, tx_hash)
+
+
+# ----------------------------------------------------------------------------- client
+
+
+def _market_abi() -> list[dict[str, Any]]:
+    return compile_contracts()["MPCMarket"].abi
+
+
+class MarketClient:
+    """Client of one deployed MPCMarket.
+
+    Args:
+        w3: a connected Web3 (HTTP provider to anvil or another node).
+        address: the market contract address.
+        abi: the MPCMarket ABI (default: compiled from ``contracts/``).
+        tip_wei: EIP-1559 priority fee per gas (wei) for transactions sent by this client.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        abi: Sequence[dict[str, Any]] | None = None,
+        *,
+        tip_wei: int = DEFAULT_TIP_WEI,
+    ) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.abi: list[dict[str, Any]] = list(abi) if abi is not None else _market_abi()
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self._decoder = _ErrorDecoder(self.abi)
+        self._tx = _Sender(w3, self._decoder, tip_wei)
+        self.chain_id: int = self._tx.chain_id
+        self._domain: dict[str, Any] | None = None
+        self._deployment: TxResult | None = None
+
+    @property
+    def deployment(self) -> TxResult:
+        """The deployment transaction of a client made by :func:`deploy_market`.
+
+        Raises RuntimeError for a client attached to an existing address.
+        """
+        if self._deployment is None:
+            raise RuntimeError("this client did not deploy the market (no deployment tx)")
+        return self._deployment
+
+    def _call(self, fn: Any) -> Any:
+        with self._tx.reverts():
+            return fn.call()
+
+    # ------------------------------------------------------------------ registry transactions
+
+    def register(
+        self, account: LocalAccount, enc_key: bytes, endpoint: str, stake_wei: int
+    ) -> TxResult:
+        """Register ``account`` with X25519 key ``enc_key`` (32 bytes), ``endpoint`` and
+        ``stake_wei`` locked. Raises ContractRevert StakeTooLow / InvalidEncryptionKey /
+        InvalidEndpoint / AlreadyRegistered; ValueError if enc_key is not 32 bytes."""
+        if len(enc_key) != 32:
+            raise ValueError("enc_key must be 32 bytes")
+        fn = self.contract.functions.register(bytes(enc_key), endpoint)
+        return self._tx.send("register", account, fn, value=stake_wei)
+
+    def request_exit(self, account: LocalAccount) -> TxResult:
+        """Active -> Exiting (stake withdrawable after exit_delay_s). Raises ContractRevert
+        NotRegistered / NotActive."""
+        return self._tx.send("requestExit", account, self.contract.functions.requestExit())
+
+    def withdraw_stake(self, account: LocalAccount) -> TxResult:
+        """Pay out stake + unpaid rewards and leave the registry. Raises ContractRevert
+        NotRegistered / ExitNotReady(exitAt) / TransferFailed."""
+        return self._tx.send("withdrawStake", account, self.contract.functions.withdrawStake())
+
+    def withdraw_rewards(self, account: LocalAccount) -> TxResult:
+        """Pull credited rewards. Raises ContractRevert NothingToWithdraw / TransferFailed."""
+        return self._tx.send("withdrawRewards", account, self.contract.functions.withdrawRewards())
+
+    # ------------------------------------------------------------------ job transactions
+
+    def post_job(
+        self,
+        account: LocalAccount,
+        *,
+        dataset_id: bytes,
+        query: str,
+        committee: Sequence[str],
+        threshold: int,
+        min_providers: int,
+        timeout_s: int,
+        payment_wei: int,
+    ) -> tuple[int, TxResult]:
+        """Post a job escrowing ``payment_wei``; returns (job id from the JobPosted event, tx).
+
+        ``committee`` must already be strictly ascending (this method does not sort). Raises
+        ContractRevert PaymentTooLow / InvalidQuery / InvalidCommitteeSize / InvalidThreshold /
+        CommitteeNotSorted / NotActive / InvalidMinProviders / InvalidTimeout.
+        """
+        fn = self.contract.functions.postJob(
+            bytes(dataset_id),
+            query,
+            [to_checksum_address(a) for a in committee],
+            threshold,
+            min_providers,
+            timeout_s,
+        )
+        tx = self._tx.send("postJob", account, fn, value=payment_wei)
+        events = self.contract.events.JobPosted().process_receipt(tx.receipt, errors=DISCARD)
+        if len(events) != 1:
+            raise RuntimeError(f"postJob {tx.hash}: expected one JobPosted event")
+        return int(events[0]["args"]["jobId"]), tx
+
+    def finalize_job(
+        self,
+        account: LocalAccount,
+        job_id: int,
+        aggregates: Sequence[int],
+        committee: Sequence[str],
+        inputs: Sequence[tuple[str, bytes, Sig]],
+        signatures: Sequence[tuple[bytes, Sig]],
+    ) -> TxResult:
+        """Submit a job's result (anyone may; ``account`` only pays the gas).
+
+        Args:
+            aggregates: opened, centered-lifted int256 values (1..64).
+            committee: the job's committee as posted (ascending).
+            inputs: (provider, 32-byte commitment, InputCommitment signature), providers
+                strictly ascending — not sorted here.
+            signatures: (32-byte transcript root, ResultCommitment signature), signers strictly
+                ascending by recovered address — not sorted here.
+
+        Raises ContractRevert with one of the errors listed in JobMarket.finalizeJob.
+        """
+        fn = self.contract.functions.finalizeJob(
+            job_id,
+            [int(a) for a in aggregates],
+            [to_checksum_address(a) for a in committee],
+            [(to_checksum_address(p), bytes(c), s.to_tuple()) for p, c, s in inputs],
+            [(bytes(root), s.to_tuple()) for root, s in signatures],
+        )
+        return self._tx.send("finalizeJob", account, fn)
+
+    def reclaim_escrow(self, account: LocalAccount, job_id: int) -> TxResult:
+        """Refund an expired job's escrow to its buyer (``account``). Raises ContractRevert
+        NotBuyer / JobNotOpen / DeadlineNotReached / TransferFailed."""
+        return self._tx.send(
+            "reclaimEscrow", account, self.contract.functions.reclaimEscrow(job_id)
+        )
+
+    # ------------------------------------------------------------------ views
+
+    def get_node(self, address: str) -> NodeInfo:
+        """Registry entry of ``address`` (zeros if unknown)."""
+        addr = to_checksum_address(address)
+        stake, rewards, exit_at, status, enc_key, endpoint = self._call(
+            self.contract.functions.getNode(addr)
+        )
+        return NodeInfo(
+            address=addr,
+            stake_wei=int(stake),
+            rewards_wei=int(rewards),
+            exit_at=int(exit_at),
+            status=NodeStatus(status),
+            enc_key=bytes(enc_key),
+            endpoint=str(endpoint),
+        )
+
+    def is_active(self, address: str) -> bool:
+        """Whether ``address`` is registered and Active."""
+        return bool(self._call(self.contract.functions.isActive(to_checksum_address(address))))
+
+    def node_count(self) -> int:
+        """Number of registered (Active or Exiting) nodes."""
+        return int(self._call(self.contract.functions.nodeCount()))
+
+    def node_at(self, index: int) -> str:
+        """Address of the ``index``-th registered node (ContractRevert IndexOutOfBounds)."""
+        return to_checksum_address(self._call(self.contract.functions.nodeAt(index)))
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """All registered nodes with their entries (1 + 2n eth_calls; list order is the
+        contract's, which changes on removals)."""
+        return [self.get_node(self.node_at(i)) for i in range(self.node_count())]
+
+    def get_job(self, job_id: int) -> JobInfo:
+        """Stored job ``job_id`` (zeros if unknown)."""
+        j = self._call(self.contract.functions.getJob(job_id))
+        return JobInfo(
+            job_id=job_id,
+            buyer=to_checksum_address(j[0]),
+            escrow_wei=int(j[1]),
+            spec_hash=bytes(j[2]),
+            committee_hash=bytes(j[3]),
+            deadline=int(j[4]),
+            committee_size=int(j[5]),
+            threshold=int(j[6]),
+            min_providers=int(j[7]),
+            status=JobStatus(j[8]),
+            provider_count=int(j[9]),
+            signer_mask=int(j[10]),
+            result_hash=bytes(j[11]),
+        )
+
+    def job_count(self) -> int:
+        """Number of jobs ever posted (ids are 1..job_count)."""
+        return int(self._call(self.contract.functions.jobCount()))
+
+    def config(self) -> MarketConfig:
+        """The market's immutable parameters."""
+        f = self.contract.functions
+        return MarketConfig(
+            min_stake_wei=int(self._call(f.minStakeWei())),
+            exit_delay_s=int(self._call(f.exitDelayS())),
+            min_payment_wei=int(self._call(f.minPaymentWei())),
+            max_timeout_s=int(self._call(f.maxTimeoutS())),
+        )
+
+    def domain(self) -> dict[str, Any]:
+        """EIP-712 domain for signing, read once from the contract's EIP-5267
+        ``eip712Domain()`` and checked against :func:`offchain.eip712.market_domain`.
+
+        Raises RuntimeError if the contract reports another name, version, chain or address.
+        """
+        if self._domain is None:
+            _fields, name, version, chain_id, verifying, _salt, _ext = self._call(
+                self.contract.functions.eip712Domain()
+            )
+            expected = market_domain(self.chain_id, self.address)
+            got = {
+                "name": name,
+                "version": version,
+                "chainId": int(chain_id),
+                "verifyingContract": to_checksum_address(verifying),
+            }
+            if got != expected or (name, version) != (DOMAIN_NAME, DOMAIN_VERSION):
+                raise RuntimeError(f"unexpected EIP-712 domain {got}, expected {expected}")
+            self._domain = expected
+        return dict(self._domain)
+
+    # ------------------------------------------------------------------ events
+
+    def _events(self, name: str, from_block: int, to_block: int | str) -> list[dict[str, Any]]:
+        event = getattr(self.contract.events, name)
+        logs = event.get_logs(from_block=from_block, to_block=to_block)
+        out: list[dict[str, Any]] = []
+        for log in logs:
+            entry: dict[str, Any] = {
+                "block_number": int(log["blockNumber"]),
+                "tx_hash": _hex(log["transactionHash"]),
+                "log_index": int(log["logIndex"]),
+            }
+            for key, value in log["args"].items():
+                entry[_snake(key)] = _plain(value)
+            out.append(entry)
+        return out
+
+    def job_posted_events(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict[str, Any]]:
+        """JobPosted logs as dicts: job_id, buyer, dataset_id, query, committee, threshold,
+        min_providers, deadline, escrow_wei, block_number, tx_hash, log_index."""
+        return self._events("JobPosted", from_block, to_block)
+
+    def job_finalized_events(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict[str, Any]]:
+        """JobFinalized logs as dicts: job_id, result_hash, proof_hash, inputs_hash,
+        provider_count, signer_mask, reward_per_signer_wei, aggregates, block_number, tx_hash,
+        log_index."""
+        return self._events("JobFinalized", from_block, to_block)
+
+    def job_refunded_events(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict[str, Any]]:
+        """JobRefunded logs as dicts: job_id, buyer, amount_wei, block_number, tx_hash,
+        log_index."""
+        return self._events("JobRefunded", from_block, to_block)
+
+    def node_registered_events(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict[str, Any]]:
+        """NodeRegistered logs as dicts: node, stake_wei, enc_key, endpoint, block_number,
+        tx_hash, log_index."""
+        return self._events("NodeRegistered", from_block, to_block)
+
+
+_SNAKE_OVERRIDES = {"jobId": "job_id", "encKey": "enc_key"}
+
+
+def _snake(name: str) -> str:
+    if name in _SNAKE_OVERRIDES:
+        return _SNAKE_OVERRIDES[name]
+    out = []
+    for ch in name:
+        if ch.isupper():
+            out.append("_" + ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, HexBytes):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- deployment
+
+
+def deploy_market(
+    w3: Web3,
+    deployer: LocalAccount,
+    *,
+    min_stake_wei: int,
+    exit_delay_s: int,
+    min_payment_wei: int,
+    max_timeout_s: int,
+    abi: Sequence[dict[str, Any]] | None = None,
+    bytecode: str | None = None,
+) -> MarketClient:
+    """Deploy MPCMarket signed by ``deployer`` and return a client for it.
+
+    Args:
+        min_stake_wei: minimal node stake (wei, < 2**96).
+        exit_delay_s: requestExit -> withdrawStake delay (s); must exceed ``max_timeout_s``.
+        min_payment_wei: minimal job escrow (wei, < 2**96).
+        max_timeout_s: longest job timeout (s).
+        abi, bytecode: artifact to deploy (default: compiled from ``contracts/``).
+
+    Raises:
+        ContractRevert: InvalidConfiguration(exitDelayS, maxTimeoutS) if exit_delay_s <=
+            max_timeout_s.
+    """
+    if abi is None or bytecode is None:
+        art = compile_contracts()["MPCMarket"]
+        abi, bytecode = art.abi, art.bytecode
+    factory = w3.eth.contract(abi=list(abi), bytecode=bytecode)
+    sender = _Sender(w3, _ErrorDecoder(abi), DEFAULT_TIP_WEI)
+    ctor = factory.constructor(min_stake_wei, exit_delay_s, min_payment_wei, max_timeout_s)
+    tx = sender.send("deploy", deployer, ctor)
+    address = tx.receipt["contractAddress"]
+    if address is None:
+        raise RuntimeError(f"deployment {tx.hash} created no contract")
+    client = MarketClient(w3, cast(str, address), abi)
+    client._deployment = tx
+    return client
