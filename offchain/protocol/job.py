@@ -1,0 +1,199 @@
+"""The job protocol's logic, free of any network or chain access.
+
+Roles (a node can be both):
+
+* **Provider** — computes its local aggregate vector a_p (``offchain.query``), commits to it
+  (InputCommitment, signed with EIP-712) and deals a Shamir sharing of a_p with threshold t to
+  the n committee members: member i (committee sorted by address, 1-based) gets the evaluations
+  at x = i. One message per member, so the round count does not depend on the number of providers.
+
+* **Committee member** — four rounds, each a single all-to-all exchange among the n members:
+
+  1. ``share``/``decline`` from every provider (wait until every expected provider answered, or a
+     collection timeout);
+  2. ``received``: the (provider, commitment) pairs it holds; the *agreed inputs* S are the pairs
+     every responding member holds with the same commitment (a provider that equivocated on its
+     commitment is dropped);
+  3. ``open``: if |S| >= the job's minimum providers, its share of sum_{p in S} a_p (additively
+     homomorphic: the sum of shares is a share of the sum); with any t+1 such shares every member
+     reconstructs the total by Lagrange interpolation, and extra shares are checked for consistency;
+  4. ``signature``: an EIP-712 ResultCommitment over (job id, resultHash, inputsHash,
+     transcriptRoot); any member holding t+1 matching signatures can finalize on chain.
+
+Leakage: a coalition of at most t members sees only t shares of each provider's vector, which are
+uniformly random and independent of it (Shamir 1979); what becomes public is the total aggregate
+vector over S (see ``offchain.query`` for what each query's vector reveals), the set S and the
+providers' input commitments (salted hashes). Members refuse to open when |S| is below the job's
+minimum, so a lone provider's vector is never opened by an honest member.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
+
+from offchain import eip712
+from offchain.field import R, from_signed, to_signed
+from offchain.query import QuerySpec
+from offchain.shamir import reconstruct_vector, share_vector
+
+
+class ProtocolError(RuntimeError):
+    """The job cannot proceed correctly (too few inputs, inconsistent shares, ...)."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A posted job as the nodes see it (from the JobPosted event).
+
+    ``committee`` is sorted ascending by address (the contract enforces it); member i has the
+    Shamir evaluation point x = i + 1. ``deadline`` is a unix time in seconds.
+    """
+
+    job_id: int
+    dataset_id: bytes
+    query: QuerySpec
+    committee: tuple[str, ...]
+    threshold: int
+    min_providers: int
+    deadline: int
+
+    def x_of(self, member: str) -> int:
+        """Evaluation point of ``member``. ValueError if not in the committee."""
+        return self.committee.index(member) + 1
+
+
+def input_commitment(job_id: int, provider: str, salt: bytes, aggregates: Sequence[int]) -> bytes:
+    """keccak256(abi.encode(jobId, provider, salt, int256[] aggregates)): hiding (256-bit salt)
+    and binding commitment to a provider's local aggregate vector for one job."""
+    return keccak(abi_encode(["uint256", "address", "bytes32", "int256[]"],
+                             [job_id, provider, salt, list(aggregates)]))
+
+
+@dataclass(frozen=True)
+class ProviderContribution:
+    """What a provider sends: shares[i] goes to committee[i]."""
+
+    commitment: bytes
+    salt: bytes
+    shares: list[list[int]]
+
+
+def deal(job: JobInfo, provider: str, aggregates: Sequence[int]) -> ProviderContribution:
+    """Commit to ``aggregates`` (signed ints) and deal Shamir shares of them (elements of F_R):
+    a list of n share vectors of length L, one per committee member."""
+    salt = secrets.token_bytes(32)
+    shares = share_vector([from_signed(a) for a in aggregates], job.threshold,
+                          len(job.committee))
+    return ProviderContribution(input_commitment(job.job_id, provider, salt, aggregates),
+                                salt, shares)
+
+
+@dataclass
+class ProviderInput:
+    """One provider's validated round-1 message as held by a member."""
+
+    shares: list[int]
+    commitment: bytes
+    sig: eip712.Sig
+
+
+@dataclass
+class CommitteeJob:
+    """A committee member's state for one job. All inputs are assumed already authenticated
+    (envelope signature, registry membership) and shape-checked (payload models)."""
+
+    job: JobInfo
+    me: str
+    expected_providers: frozenset[str]
+    inputs: dict[str, ProviderInput] = field(default_factory=dict)
+    declined: set[str] = field(default_factory=set)
+    received: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    opens: dict[str, tuple[bytes, list[int]]] = field(default_factory=dict)
+    signatures: dict[str, tuple[bytes, bytes, bytes, eip712.Sig]] = field(default_factory=dict)
+
+    # -- round 1 -----------------------------------------------------------------------------
+    def add_input(self, provider: str, shares: list[int], commitment: bytes,
+                  sig: eip712.Sig) -> None:
+        """Accept a provider's share vector. ProtocolError if its length is not the query's L."""
+        if len(shares) != self.job.query.n_aggregates:
+            raise ProtocolError(f"{provider} sent {len(shares)} shares, the query needs "
+                                f"{self.job.query.n_aggregates}")
+        self.inputs[provider] = ProviderInput(shares, commitment, sig)
+
+    def add_decline(self, provider: str) -> None:
+        self.declined.add(provider)
+
+    def round1_complete(self) -> bool:
+        """True once every expected provider has sent a share or a decline."""
+        return self.expected_providers <= (set(self.inputs) | self.declined)
+
+    def my_received(self) -> dict[str, bytes]:
+        """The (provider -> commitment) pairs this member holds."""
+        return {p: i.commitment for p, i in self.inputs.items()}
+
+    # -- round 2 -----------------------------------------------------------------------------
+    def add_received(self, member: str, pairs: dict[str, bytes]) -> None:
+        self.received[member] = pairs
+
+    def agreed_inputs(self) -> list[tuple[str, bytes]]:
+        """S: pairs held by this member and every member that reported, with equal commitments;
+        sorted ascending by provider address (the contract's order)."""
+        views = [self.my_received(), *(v for m, v in self.received.items() if m != self.me)]
+        agreed = [(p, c) for p, c in views[0].items() if all(v.get(p) == c for v in views[1:])]
+        return sorted(agreed, key=lambda pc: int(pc[0], 16))
+
+    # -- round 3 -----------------------------------------------------------------------------
+    def sum_share(self, agreed: Sequence[tuple[str, bytes]]) -> list[int]:
+        """This member's share of the total over ``agreed``: elementwise sum mod R.
+        ProtocolError if |agreed| is below the job's minimum number of providers."""
+        if len(agreed) < self.job.min_providers:
+            raise ProtocolError(f"only {len(agreed)} providers contributed; the job needs "
+                                f"{self.job.min_providers}")
+        total = [0] * self.job.query.n_aggregates
+        for provider, _ in agreed:
+            for k, s in enumerate(self.inputs[provider].shares):
+                total[k] = (total[k] + s) % R
+        return total
+
+    def add_open(self, member: str, inputs_hash: bytes, sum_shares: list[int]) -> None:
+        if len(sum_shares) != self.job.query.n_aggregates:
+            raise ProtocolError(f"{member} opened {len(sum_shares)} values, expected "
+                                f"{self.job.query.n_aggregates}")
+        self.opens[member] = (inputs_hash, sum_shares)
+
+    def matching_opens(self, inputs_hash: bytes) -> dict[int, list[int]]:
+        """Evaluation point -> opened share vector, for members that opened over the same S."""
+        return {self.job.x_of(m): v for m, (h, v) in self.opens.items() if h == inputs_hash}
+
+    def reconstruct(self, inputs_hash: bytes) -> list[int]:
+        """The total aggregate vector (signed ints) from the matching opens.
+
+        Uses every matching share: t+1 determine the polynomial and the rest must agree.
+        ProtocolError when fewer than t+1 members opened over the same inputs, or on
+        inconsistent shares (some member sent a wrong value).
+        """
+        points = self.matching_opens(inputs_hash)
+        if len(points) < self.job.threshold + 1:
+            raise ProtocolError(f"{len(points)} matching openings; need {self.job.threshold + 1}")
+        try:
+            values = reconstruct_vector(points, self.job.threshold)
+        except ValueError as exc:
+            raise ProtocolError(f"openings are inconsistent: {exc}") from exc
+        return [to_signed(v) for v in values]
+
+    # -- round 4 -----------------------------------------------------------------------------
+    def add_signature(self, member: str, result_hash: bytes, inputs_hash: bytes,
+                      transcript_root: bytes, sig: eip712.Sig) -> None:
+        self.signatures[member] = (result_hash, inputs_hash, transcript_root, sig)
+
+    def matching_signatures(self, result_hash: bytes,
+                            inputs_hash: bytes) -> list[tuple[str, bytes, eip712.Sig]]:
+        """(member, transcript root, sig) agreeing with ours, ascending by member address."""
+        out = [(m, root, sig) for m, (rh, ih, root, sig) in self.signatures.items()
+               if rh == result_hash and ih == inputs_hash]
+        return sorted(out, key=lambda t: int(t[0], 16))

@@ -1,0 +1,157 @@
+"""The job protocol's logic (no network): dealing, agreement on inputs, opening, reconstruction."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from eth_account import Account
+
+from offchain import eip712
+from offchain.field import R
+from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal, input_commitment
+from offchain.protocol.messages import (
+    PayloadError,
+    SharePayload,
+    SigModel,
+    decode_payload,
+    encode_payload,
+)
+from offchain.query import local_aggregates, parse_query, statistic
+from offchain.transcript import Transcript
+
+DUMMY_SIG = eip712.Sig(b"\x01" * 32, b"\x02" * 32, 27)
+
+
+def addresses(n: int) -> list[str]:
+    return sorted((Account.create().address for _ in range(n)), key=lambda a: int(a, 16))
+
+
+def make_job(committee: list[str], t: int, min_providers: int, query: str) -> JobInfo:
+    return JobInfo(job_id=7, dataset_id=eip712.dataset_id("d"), query=parse_query(query),
+                   committee=tuple(committee), threshold=t, min_providers=min_providers,
+                   deadline=2**40)
+
+
+def run_rounds(job: JobInfo, provider_rows: dict[str, list[tuple[Decimal, ...]]],
+               equivocator: str | None = None) -> dict[str, CommitteeJob]:
+    """Every provider deals to every member; members exchange received lists and openings."""
+    members = {m: CommitteeJob(job, m, frozenset(provider_rows)) for m in job.committee}
+    for p, rows in provider_rows.items():
+        contribution = deal(job, p, local_aggregates(job.query, rows))
+        for i, m in enumerate(job.committee):
+            commitment = contribution.commitment
+            if p == equivocator and i == 0:
+                commitment = b"\xee" * 32  # tells member 0 a different commitment
+            members[m].add_input(p, contribution.shares[i], commitment, DUMMY_SIG)
+    for m in members.values():
+        assert m.round1_complete()
+    for sender in members.values():
+        for receiver in members.values():
+            receiver.add_received(sender.me, sender.my_received())
+    for sender in members.values():
+        agreed = sender.agreed_inputs()
+        share = sender.sum_share(agreed)
+        for receiver in members.values():
+            receiver.add_open(sender.me, eip712.inputs_hash(agreed), share)
+    return members
+
+
+def test_committee_opens_the_total() -> None:
+    committee, providers = addresses(3), addresses(5)
+    job = make_job(committee, 1, 5, "var:x")
+    rows = {p: [(Decimal(i) / 10 + k,) for i in range(1, 12)] for k, p in enumerate(providers)}
+    members = run_rounds(job, rows)
+    everything = [r for rs in rows.values() for r in rs]
+    expected = local_aggregates(job.query, everything)
+    for m in members.values():
+        agreed = m.agreed_inputs()
+        assert [p for p, _ in agreed] == sorted(providers, key=lambda a: int(a, 16))
+        assert m.reconstruct(eip712.inputs_hash(agreed)) == expected
+    assert statistic(job.query, expected) > 0
+
+
+def test_equivocating_provider_is_dropped_and_min_providers_enforced() -> None:
+    committee, providers = addresses(3), addresses(3)
+    job = make_job(committee, 1, 2, "sum:x")
+    rows = {p: [(Decimal(k + 1),)] for k, p in enumerate(providers)}
+    members = run_rounds(job, rows, equivocator=providers[1])
+    m = next(iter(members.values()))
+    agreed = m.agreed_inputs()
+    assert providers[1] not in [p for p, _ in agreed] and len(agreed) == 2
+    total = m.reconstruct(eip712.inputs_hash(agreed))
+    assert total[0] == 2  # two rows, one per remaining provider
+
+    strict = make_job(committee, 1, 3, "sum:x")
+    member = CommitteeJob(strict, committee[0], frozenset(providers))
+    with pytest.raises(ProtocolError, match="only 2 providers"):
+        member.sum_share(agreed)
+
+
+def test_wrong_opening_is_detected() -> None:
+    committee, providers = addresses(4), addresses(2)
+    job = make_job(committee, 1, 2, "count")
+    members = run_rounds(job, {p: [(Decimal(1),)] for p in providers})
+    m = members[committee[0]]
+    agreed = m.agreed_inputs()
+    h = eip712.inputs_hash(agreed)
+    liar = committee[3]
+    _, share = m.opens[liar]
+    m.add_open(liar, h, [(share[0] + 1) % R])
+    with pytest.raises(ProtocolError, match="inconsistent"):
+        m.reconstruct(h)
+
+
+def test_too_few_openings() -> None:
+    committee, providers = addresses(3), addresses(2)
+    job = make_job(committee, 2, 1, "count")
+    members = run_rounds(job, {p: [(Decimal(1),)] for p in providers})
+    m = members[committee[0]]
+    h = eip712.inputs_hash(m.agreed_inputs())
+    m.opens = dict(list(m.opens.items())[:2])
+    with pytest.raises(ProtocolError, match="2 matching openings; need 3"):
+        m.reconstruct(h)
+
+
+def test_wrong_share_vector_length_rejected() -> None:
+    committee = addresses(2)
+    job = make_job(committee, 1, 1, "var:x")
+    m = CommitteeJob(job, committee[0], frozenset())
+    with pytest.raises(ProtocolError, match="query needs 3"):
+        m.add_input(addresses(1)[0], [1, 2], b"\x00" * 32, DUMMY_SIG)
+
+
+def test_input_commitment_binds_the_vector() -> None:
+    p = addresses(1)[0]
+    salt = b"\x05" * 32
+    assert input_commitment(1, p, salt, [1, 2]) != input_commitment(1, p, salt, [1, 3])
+    assert input_commitment(1, p, salt, [1, 2]) != input_commitment(2, p, salt, [1, 2])
+
+
+def test_payload_validation() -> None:
+    good = SharePayload(shares=["0x1"], commitment="0x" + "00" * 32,
+                        commitment_sig=SigModel.of(DUMMY_SIG))
+    assert decode_payload("share", encode_payload(good)) == good
+    for bad in (b'{"shares": ["0x1"]}', b"not json", b'{"shares":["' + hex(R).encode() + b'"],'
+                b'"commitment":"0x' + b"00" * 32 + b'","commitment_sig":{"r":"0x' + b"01" * 32 +
+                b'","s":"0x' + b"02" * 32 + b'","v":27}}'):
+        with pytest.raises(PayloadError):
+            decode_payload("share", bad)
+    with pytest.raises(PayloadError, match="unknown message kind"):
+        decode_payload("gossip", b"{}")
+
+
+def test_transcript_root_is_order_independent() -> None:
+    a, b = addresses(2)
+    t1, t2 = Transcript(1, a), Transcript(1, a)
+    msgs = [("share", b, a, b"\x01" * 32), ("open", a, b, b"\x02" * 32),
+            ("received", b, a, b"\x03" * 32)]
+    for kind, s, r, d in msgs:
+        t1.record(kind, s, r, d, {})
+    for kind, s, r, d in reversed(msgs):
+        t2.record(kind, s, r, d, {})
+    assert t1.root() == t2.root()
+    with pytest.raises(ValueError, match="conflicting"):
+        t1.record("share", b, a, b"\x09" * 32, {})
+    t2.record("open", b, a, b"\x04" * 32, {})
+    assert t1.root() != t2.root()
