@@ -1,0 +1,131 @@
+"""The ``mpc-market`` command line.
+
+    mpc-market demo [--data CSV] [--query SPEC] [--providers P] [--committee N] [--threshold T]
+                    [--min-providers M] [--rpc-url URL] [--json]
+    mpc-market node --config FILE
+
+Errors print one line ``error: ...`` on stderr and exit with status 2 (bad input) or 1 (failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from offchain.chain.compile import CompilerError
+from offchain.config import ConfigError, load_config
+from offchain.demo import DEFAULT_DATA, DemoError, DemoOptions, DemoResult, run_demo, validate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Blockchain-anchored secure multi-party computation market.")
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _print_human(r: DemoResult) -> None:
+    out = Console()
+    out.print(f"\n[bold]job {r.job_id}[/]  [cyan]{r.query}[/]  on chain {r.chain_id}, "
+              f"market {r.market}")
+    out.print(f"committee (t={r.threshold}): {', '.join(r.committee)}")
+    out.print(f"providers contributing: {r.contributors} of {r.providers}")
+    out.print(f"[bold green]MPC result[/]:       {r.result}")
+    out.print(f"plaintext statistic: {r.plaintext}")
+    if isinstance(r.result, float) and isinstance(r.plaintext, float):
+        rel = abs(r.result - r.plaintext) / max(abs(r.plaintext), 1e-300)
+        out.print(f"relative difference: {rel:.2e}")
+    else:
+        out.print(f"equal: {r.result == r.plaintext}")
+    table = Table(title="transactions", show_lines=False)
+    table.add_column("name")
+    table.add_column("hash")
+    table.add_column("gas used", justify="right")
+    for tx in r.txs:
+        table.add_row(tx["name"], tx["hash"], f"{tx['gas_used']:,}")
+    out.print(table)
+    out.print(f"job latency (post -> finalized on chain): [bold]{r.latency_s * 1000:.0f} ms[/]")
+    if r.node_peak_rss_mib:
+        out.print(f"node peak RSS: {max(r.node_peak_rss_mib):.1f} MiB")
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="numeric CSV with a header row")] = DEFAULT_DATA,
+    query: Annotated[str, typer.Option(help="count | sum:C | mean:C | var:C | std:C | "
+                                            "pearson:A,B | histogram:C:E0,...,Ek")]
+    = "mean:mean_radius",
+    providers: Annotated[int, typer.Option(help="provider node processes P")] = 5,
+    committee: Annotated[int, typer.Option(help="committee size N")] = 3,
+    threshold: Annotated[int, typer.Option(help="threshold T: T+1 shares reconstruct")] = 1,
+    min_providers: Annotated[int | None, typer.Option(help="minimum contributing providers "
+                                                           "M (default: P)")] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="use this chain instead of starting "
+                                                     "anvil")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    timeout_s: Annotated[int, typer.Option(help="job timeout in seconds")] = 120,
+) -> None:
+    """Run one MPC job end to end on a local devnet and compare it with the plaintext answer."""
+    opts = DemoOptions(data=data, query=query, providers=providers, committee=committee,
+                       threshold=threshold, min_providers=min_providers, rpc_url=rpc_url,
+                       timeout_s=timeout_s)
+    try:
+        validate(opts)
+    except DemoError as exc:
+        _fail(str(exc))
+    progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]", highlight=False))
+    try:
+        result = run_demo(opts, progress=progress)
+    except DemoError as exc:
+        _fail(str(exc), 1)
+    except CompilerError as exc:
+        _fail(f"compiler: {exc}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; devnet and nodes stopped", 130)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    else:
+        _print_human(result)
+
+
+@app.command()
+def node(
+    config: Annotated[Path, typer.Option(help="node config file (JSON)")],
+    exit_with_parent: Annotated[bool, typer.Option(help="exit when stdin closes")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a provider node from a config file until SIGTERM/SIGINT."""
+    from offchain.node import run_node
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        asyncio.run(run_node(cfg, exit_with_parent=exit_with_parent))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        logging.getLogger("mpc.node").exception("node stopped")
+        _fail(f"node stopped: {exc}", 1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

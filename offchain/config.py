@@ -1,0 +1,87 @@
+"""A node's configuration file (JSON), as a provider would write it for its own machine.
+
+Example::
+
+    {
+      "rpc_url": "http://127.0.0.1:8545",
+      "market": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+      "keys_file": "keys.json",
+      "host": "127.0.0.1",
+      "port": 0,
+      "datasets": {"wdbc": {"path": "wdbc-part.csv"}},
+      "register_stake_wei": 1000000000000000000,
+      "state_dir": "state"
+    }
+
+Relative paths are resolved against the config file's directory. ``port`` 0 picks a free port.
+When ``register_stake_wei`` is set and the node is not registered yet, it registers itself with
+that stake (its Ethereum account must hold the funds); otherwise it must already be registered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from offchain.datasource import DataSource, open_source
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not JSON, or has invalid fields (the message names them)."""
+
+
+class DatasetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Path
+    table: str | None = None
+
+
+class NodeConfig(BaseModel):
+    """Validated node configuration. Timeouts are in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+    rpc_url: str
+    market: str
+    keys_file: Path
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    public_endpoint: str | None = None
+    datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
+    register_stake_wei: int | None = Field(default=None, gt=0)
+    state_dir: Path = Path("state")
+    poll_interval_s: float = Field(default=0.02, gt=0, le=10)
+    collect_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    round_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    submit_backoff_s: float = Field(default=3.0, ge=0, le=600)
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("rpc_url must be an http(s) URL")
+        return v
+
+    def sources(self) -> dict[str, DataSource]:
+        """Dataset name -> its data source."""
+        return {name: open_source(d.path, d.table) for name, d in self.datasets.items()}
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate a config file; relative paths become relative to its directory."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from exc
+    try:
+        cfg = NodeConfig.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{p}: {problems}") from exc
+    base = p.resolve().parent
+    cfg.keys_file = base / cfg.keys_file
+    cfg.state_dir = base / cfg.state_dir
+    for d in cfg.datasets.values():
+        d.path = base / d.path
+    return cfg

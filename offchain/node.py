@@ -1,0 +1,414 @@
+"""A node process: provider and (when chosen) committee member, driven by chain events.
+
+One asyncio loop runs three things: the peer HTTP server (``offchain.transport``), a chain watcher
+polling the market contract's events, and one task per job. For each JobPosted event the node
+contributes as a provider (or declines) and, if it is in the job's committee, runs the member side
+of the protocol (``offchain.protocol.job``) and finally signs and, when it is its turn, submits
+the result on chain.
+
+Message acceptance, in this order (anything failing is dropped and logged, and changes nothing):
+envelope schema, addressee/chain/contract, sender's ECDSA signature (before decryption), AEAD
+decryption, sender registered on chain (the registry is the PKI), job known, sender's role in the
+job, replay guard, payload schema, and for ``share``/``signature`` the embedded EIP-712 signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from offchain import eip712
+from offchain.chain.compile import compile_contracts
+from offchain.chain.market import ContractRevert, MarketClient
+from offchain.config import NodeConfig
+from offchain.datasource import DataSource, DataSourceError
+from offchain.envelope import EnvelopeError, Header, ReplayGuard, envelope_digest, open_envelope, seal
+from offchain.fixedpoint import FixedPointError
+from offchain.keys import NodeKeys
+from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal
+from offchain.protocol.messages import (
+    DeclinePayload,
+    OpenPayload,
+    PayloadError,
+    ReceivedPayload,
+    SharePayload,
+    SignaturePayload,
+    SigModel,
+    decode_payload,
+    encode_payload,
+    h32,
+)
+from offchain.query import QueryError, local_aggregates, parse_query
+from offchain.transcript import Transcript
+from offchain.transport import DeliveryError, PeerClient, bind_socket, make_app, serve
+
+log = logging.getLogger("mpc.node")
+ROLE_PROVIDER_KINDS = ("share", "decline")
+
+
+@dataclass
+class PeerInfo:
+    address: str
+    enc_key: bytes
+    endpoint: str
+    active: bool
+
+
+@dataclass
+class JobRuntime:
+    info: JobInfo
+    member: CommitteeJob | None
+    transcript: Transcript
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+class Node:
+    """A running node. Use :func:`run_node` to start one from a config."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.keys = NodeKeys.load(config.keys_file)
+        self.account: LocalAccount = self.keys.eth
+        self.address: str = self.account.address
+        self.w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": 10}))
+        abi = compile_contracts()["MPCMarket"].abi
+        self.market = MarketClient(self.w3, Web3.to_checksum_address(config.market), abi)
+        self.chain_id = self.w3.eth.chain_id
+        self.domain = eip712.market_domain(self.chain_id, self.market.address)
+        self.sources: dict[bytes, tuple[str, DataSource]] = {
+            eip712.dataset_id(name): (name, src) for name, src in config.sources().items()
+        }
+        self.replay = ReplayGuard()
+        self.jobs: dict[int, JobRuntime] = {}
+        self.job_seen: dict[int, asyncio.Event] = {}
+        self.peers: dict[str, tuple[float, PeerInfo]] = {}
+        self.client = PeerClient()
+        self.poke = asyncio.Event()
+        self.endpoint = ""
+        self.tx_lock = asyncio.Lock()
+
+    # -- chain helpers -------------------------------------------------------------------------
+    async def peer(self, address: str, max_age_s: float = 30.0) -> PeerInfo | None:
+        """Registry entry of ``address`` (cached), or None if not registered."""
+        cached = self.peers.get(address)
+        if cached and time.monotonic() - cached[0] < max_age_s:
+            return cached[1]
+        node = await asyncio.to_thread(self.market.get_node, address)
+        if node.status == 0:
+            return None
+        info = PeerInfo(address, node.enc_key, node.endpoint, node.status == 1)
+        self.peers[address] = (time.monotonic(), info)
+        return info
+
+    async def ensure_registered(self) -> None:
+        node = await asyncio.to_thread(self.market.get_node, self.address)
+        if node.status != 0:
+            if node.enc_key != self.keys.enc_public_key:
+                raise RuntimeError("registered encryption key differs from the key file")
+            return
+        stake = self.config.register_stake_wei
+        if stake is None:
+            raise RuntimeError(f"{self.address} is not registered and no register_stake_wei set")
+        tx = await asyncio.to_thread(self.market.register, self.account,
+                                     self.keys.enc_public_key, self.endpoint, stake)
+        log.info("registered", extra={"tx": tx.hash, "gas_used": tx.gas_used})
+
+    # -- sending -------------------------------------------------------------------------------
+    async def send(self, job: JobRuntime, kind: str, recipient: str, payload: Any) -> None:
+        peer = await self.peer(recipient)
+        if peer is None:
+            log.warning("recipient %s not registered; not sending %s", recipient, kind)
+            return
+        header = Header(chain_id=self.chain_id, contract=self.market.address,
+                        job_id=job.info.job_id, kind=kind, sender=self.address,
+                        recipient=recipient)
+        envelope = seal(header, encode_payload(payload), self.account, peer.enc_key)
+        if kind in ("share", "decline", "received", "open") and job.member is not None:
+            job.transcript.record(kind, self.address, recipient, envelope_digest(envelope),
+                                  envelope)
+        if recipient == self.address:
+            status, reason = await self.receive(envelope)
+            if status != 202:
+                log.error("self-delivery of %s failed: %s", kind, reason)
+            return
+        try:
+            status = await self.client.send(peer.endpoint, envelope,
+                                            deadline_s=self.config.round_timeout_s)
+            if status != 202:
+                log.warning("%s to %s answered HTTP %d", kind, recipient, status)
+        except DeliveryError as exc:
+            log.warning("%s to %s not delivered: %s", kind, recipient, exc)
+
+    async def broadcast(self, job: JobRuntime, kind: str, payload: Any) -> None:
+        await asyncio.gather(*(self.send(job, kind, m, payload) for m in job.info.committee))
+
+    # -- receiving -----------------------------------------------------------------------------
+    async def receive(self, raw: bytes | dict[str, Any]) -> tuple[int, str]:
+        """Authenticate, validate and apply one envelope (raw request body, or the sealed dict
+        for a message to self); returns (HTTP status, reason)."""
+        try:
+            header, plaintext = open_envelope(raw, recipient=self.address,
+                                              recipient_key=self.keys.x25519,
+                                              chain_id=self.chain_id, contract=self.market.address)
+        except EnvelopeError as exc:
+            log.warning("dropped envelope: %s", exc)
+            return 400, f"rejected: {exc}"
+        sender = header.sender
+        if await self.peer(sender) is None:
+            log.warning("dropped %s from unregistered %s", header.kind, sender)
+            return 403, "sender not registered"
+        job = await self.wait_job(header.job_id)
+        if job is None:
+            return 404, "unknown job"
+        in_committee = sender in job.info.committee
+        if header.kind in ROLE_PROVIDER_KINDS:
+            if job.member is None:
+                return 403, "this node is not in the job's committee"
+        elif not in_committee or job.member is None:
+            log.warning("dropped %s from non-member %s", header.kind, sender)
+            return 403, "sender not in the committee"
+        try:
+            payload = decode_payload(header.kind, plaintext)
+            self.replay.accept(header)
+        except PayloadError as exc:
+            log.warning("dropped %s from %s: %s", header.kind, sender, exc)
+            return 400, str(exc)
+        except EnvelopeError as exc:
+            log.warning("dropped %s from %s: %s", header.kind, sender, exc)
+            return 409, str(exc)
+        try:
+            self.apply(job, header, payload)
+        except (ProtocolError, ValueError) as exc:
+            log.warning("dropped %s from %s: %s", header.kind, sender, exc)
+            return 400, str(exc)
+        if header.kind != "signature":
+            # open_envelope accepted raw, so its size and nesting are bounded: safe to parse.
+            envelope = json.loads(raw) if isinstance(raw, bytes) else raw
+            job.transcript.record(header.kind, sender, self.address, envelope_digest(raw),
+                                  envelope)
+        async with job.changed:
+            job.changed.notify_all()
+        return 202, "accepted"
+
+    def apply(self, job: JobRuntime, header: Header, payload: Any) -> None:
+        member = job.member
+        assert member is not None
+        sender, job_id = header.sender, job.info.job_id
+        if isinstance(payload, SharePayload):
+            commitment = bytes.fromhex(payload.commitment[2:])
+            sig = payload.commitment_sig.to_sig()
+            signer = eip712.recover_input_signer(self.domain, job_id, commitment, sig)
+            if signer != sender:
+                raise ProtocolError("input commitment not signed by the sender")
+            member.add_input(sender, [int(s, 16) for s in payload.shares], commitment, sig)
+        elif isinstance(payload, DeclinePayload):
+            log.info("job %d: %s declined: %s", job_id, sender, payload.reason)
+            member.add_decline(sender)
+        elif isinstance(payload, ReceivedPayload):
+            member.add_received(sender, {p: bytes.fromhex(c[2:]) for p, c in payload.inputs})
+        elif isinstance(payload, OpenPayload):
+            member.add_open(sender, bytes.fromhex(payload.inputs_hash[2:]),
+                            [int(s, 16) for s in payload.sum_shares])
+        elif isinstance(payload, SignaturePayload):
+            rh, ih, root = (bytes.fromhex(x[2:]) for x in
+                            (payload.result_hash, payload.inputs_hash, payload.transcript_root))
+            sig = payload.sig.to_sig()
+            if eip712.recover_result_signer(self.domain, job_id, rh, ih, root, sig) != sender:
+                raise ProtocolError("result commitment not signed by the sender")
+            member.add_signature(sender, rh, ih, root, sig)
+
+    async def wait_job(self, job_id: int, timeout_s: float = 5.0) -> JobRuntime | None:
+        if job_id in self.jobs:
+            return self.jobs[job_id]
+        seen = self.job_seen.setdefault(job_id, asyncio.Event())
+        self.poke.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(seen.wait(), timeout_s)
+        return self.jobs.get(job_id)
+
+    # -- chain watcher -------------------------------------------------------------------------
+    async def watch(self, from_block: int) -> None:
+        next_block = from_block
+        while True:
+            try:
+                latest = await asyncio.to_thread(lambda: self.w3.eth.block_number)
+                if latest >= next_block:
+                    events = await asyncio.to_thread(self.market.job_posted_events,
+                                                     next_block, latest)
+                    next_block = latest + 1
+                    for ev in events:
+                        self.on_job_posted(ev)
+            except Exception:  # keep watching through transient RPC errors
+                log.exception("chain poll failed")
+            self.poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.poke.wait(), self.config.poll_interval_s)
+
+    def on_job_posted(self, ev: dict[str, Any]) -> None:
+        job_id = int(ev["job_id"])
+        if job_id in self.jobs:
+            return
+        try:
+            spec = parse_query(ev["query"])
+        except QueryError as exc:
+            log.warning("job %d has an invalid query: %s", job_id, exc)
+            return
+        info = JobInfo(job_id=job_id, dataset_id=bytes(ev["dataset_id"]), query=spec,
+                       committee=tuple(Web3.to_checksum_address(a) for a in ev["committee"]),
+                       threshold=int(ev["threshold"]), min_providers=int(ev["min_providers"]),
+                       deadline=int(ev["deadline"]))
+        runtime = JobRuntime(info, None, Transcript(job_id, self.address))
+        if self.address in info.committee:
+            runtime.member = CommitteeJob(info, self.address, frozenset())
+        self.jobs[job_id] = runtime
+        self.job_seen.setdefault(job_id, asyncio.Event()).set()
+        log.info("job %d posted: %s", job_id, spec)
+        asyncio.get_running_loop().create_task(self.run_job(runtime))
+
+    # -- the protocol --------------------------------------------------------------------------
+    async def run_job(self, job: JobRuntime) -> None:
+        try:
+            tasks = [self.provide(job)]
+            if job.member is not None:
+                tasks.append(self.serve_committee(job))
+            await asyncio.gather(*tasks)
+        except Exception:
+            log.exception("job %d failed", job.info.job_id)
+
+    async def provide(self, job: JobRuntime) -> None:
+        info = job.info
+        held = self.sources.get(info.dataset_id)
+        if held is None:
+            await self.broadcast(job, "decline", DeclinePayload(reason="dataset not held"))
+            return
+        try:
+            rows = await asyncio.to_thread(held[1].read_columns, info.query.columns)
+            aggregates = local_aggregates(info.query, rows)
+        except (DataSourceError, FixedPointError) as exc:
+            log.warning("job %d: cannot contribute: %s", info.job_id, exc)
+            await self.broadcast(job, "decline", DeclinePayload(reason="query does not fit data"))
+            return
+        contribution = deal(info, self.address, aggregates)
+        sig = eip712.sign_input_commitment(self.account, self.domain, info.job_id,
+                                           contribution.commitment)
+        await asyncio.gather(*(
+            self.send(job, "share", member, SharePayload(
+                shares=[hex(s) for s in contribution.shares[i]],
+                commitment=h32(contribution.commitment),
+                commitment_sig=SigModel.of(sig)))
+            for i, member in enumerate(info.committee)))
+        log.info("job %d: shares of %d local rows sent", info.job_id, len(rows))
+
+    async def until(self, job: JobRuntime, predicate: Any, timeout_s: float) -> bool:
+        async with job.changed:
+            try:
+                await asyncio.wait_for(job.changed.wait_for(predicate), timeout_s)
+                return True
+            except TimeoutError:
+                return bool(predicate())
+
+    async def serve_committee(self, job: JobRuntime) -> None:
+        member = job.member
+        assert member is not None
+        info = job.info
+        n = len(info.committee)
+        nodes = await asyncio.to_thread(self.market.list_nodes)
+        expected = [n.address for n in nodes if n.status == 1]
+        member.expected_providers = frozenset(expected)
+        if not await self.until(job, member.round1_complete, self.config.collect_timeout_s):
+            log.warning("job %d: collection timed out; %d of %d providers answered",
+                        info.job_id, len(member.inputs) + len(member.declined), len(expected))
+        pairs = sorted(member.my_received().items(), key=lambda pc: int(pc[0], 16))
+        await self.broadcast(job, "received", ReceivedPayload(
+            inputs=[(p, h32(c)) for p, c in pairs]))
+        await self.until(job, lambda: len(member.received) == n, self.config.round_timeout_s)
+        agreed = member.agreed_inputs()
+        inputs_hash = eip712.inputs_hash(agreed)
+        total = member.sum_share(agreed)  # raises when too few providers: nothing is opened
+        await self.broadcast(job, "open", OpenPayload(inputs_hash=h32(inputs_hash),
+                                                      sum_shares=[hex(s) for s in total]))
+        await self.until(job, lambda: len(member.matching_opens(inputs_hash)) == n,
+                         self.config.round_timeout_s)
+        aggregates = member.reconstruct(inputs_hash)
+        result_hash = eip712.result_hash(aggregates)
+        root = job.transcript.root()
+        job.transcript.save(self.config.state_dir / "transcripts")
+        sig = eip712.sign_result_commitment(self.account, self.domain, info.job_id, result_hash,
+                                            inputs_hash, root)
+        await self.broadcast(job, "signature", SignaturePayload(
+            result_hash=h32(result_hash), inputs_hash=h32(inputs_hash),
+            transcript_root=h32(root), sig=SigModel.of(sig)))
+        await self.until(job, lambda: len(member.matching_signatures(result_hash,
+                                                                      inputs_hash)) == n,
+                         self.config.round_timeout_s)
+        log.info("job %d: aggregates opened over %d providers", info.job_id, len(agreed))
+        await self.submit(job, aggregates, agreed, result_hash, inputs_hash)
+
+    async def submit(self, job: JobRuntime, aggregates: list[int],
+                     agreed: list[tuple[str, bytes]], result_hash: bytes,
+                     inputs_hash: bytes) -> None:
+        member = job.member
+        assert member is not None
+        info = job.info
+        sigs = member.matching_signatures(result_hash, inputs_hash)
+        if len(sigs) < info.threshold + 1:
+            log.error("job %d: only %d matching signatures", info.job_id, len(sigs))
+            return
+        signers = [s[0] for s in sigs]
+        # The first signer submits at once; the k-th waits k backoff periods and submits only
+        # if nobody has finalized by then.
+        await asyncio.sleep(signers.index(self.address) * self.config.submit_backoff_s
+                            if self.address in signers else 0)
+        status = (await asyncio.to_thread(self.market.get_job, info.job_id)).status
+        if status != 1:
+            return
+        inputs = [(p, c, member.inputs[p].sig) for p, c in agreed]
+        try:
+            async with self.tx_lock:
+                tx = await asyncio.to_thread(
+                    self.market.finalize_job, self.account, info.job_id, aggregates,
+                    list(info.committee), inputs, [(root, sig) for _, root, sig in sigs])
+            log.info("job %d finalized by this node: tx %s, gas %d", info.job_id, tx.hash,
+                     tx.gas_used)
+        except ContractRevert as exc:
+            log.warning("job %d: finalize reverted: %s", info.job_id, exc)
+
+
+async def run_node(config: NodeConfig, *, exit_with_parent: bool = False) -> None:
+    """Start the node: bind, register if configured, print a ready line, serve until stopped."""
+    node = Node(config)
+    sock = bind_socket(config.host, config.port)
+    port = sock.getsockname()[1]
+    node.endpoint = config.public_endpoint or f"http://{config.host}:{port}"
+    app = make_app(node.receive, lambda: {"address": node.address, "jobs": len(node.jobs)})
+    server = await serve(app, sock)
+    start_block = await asyncio.to_thread(lambda: node.w3.eth.block_number)
+    await node.ensure_registered()
+    watcher = asyncio.get_running_loop().create_task(node.watch(start_block))
+    print(json.dumps({"event": "ready", "address": node.address, "endpoint": node.endpoint,
+                      "pid": os.getpid()}), flush=True)
+    stop = asyncio.Event()
+    if exit_with_parent:
+        asyncio.get_running_loop().create_task(_exit_on_stdin_eof(stop))
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    watcher.cancel()
+    server.should_exit = True
+    await node.client.aclose()
+
+
+async def _exit_on_stdin_eof(stop: asyncio.Event) -> None:
+    await asyncio.to_thread(sys.stdin.read)
+    stop.set()

@@ -1,0 +1,116 @@
+"""Peer transport: sealed envelopes POSTed as JSON over HTTP between node processes.
+
+The server side is a Starlette app served by uvicorn on a socket the node bound itself (so the
+port is known before the node registers its endpoint on chain); the client side is an
+``httpx.AsyncClient`` with keep-alive connections. The transport moves opaque envelopes only:
+authentication, decryption, replay and role checks happen in the node (``offchain.node``), which
+answers with one of the statuses below.
+
+    POST /v1/peer        body: envelope JSON (<= MAX_BODY_BYTES)
+        202  accepted                      400  malformed / bad signature / bad payload
+        403  sender not allowed            404  job not (yet) known to this node
+        409  replayed message              413  body too large
+    GET  /v1/health      200 {"address": ..., "jobs": n}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MAX_BODY_BYTES = 1 << 20
+RETRY_STATUSES = (404,)
+
+#: handle(raw envelope bytes) -> (HTTP status, short reason). The body is handed over unparsed:
+#: ``offchain.envelope`` bounds its size and nesting before any JSON parsing (eth-account's
+#: dependencies raise the recursion limit, so ``json.loads`` of deeply nested input could
+#: overflow the C stack).
+EnvelopeHandler = Callable[[bytes], Awaitable[tuple[int, str]]]
+
+
+class DeliveryError(RuntimeError):
+    """A message could not be delivered before its deadline."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 picks a free port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def make_app(handle: EnvelopeHandler, health: Callable[[], dict[str, Any]]) -> Starlette:
+    """The node's HTTP app; ``handle`` decides every envelope's fate."""
+
+    async def peer(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"error": "body too large"}, status_code=413)
+        status, reason = await handle(body)
+        return JSONResponse({"status": reason}, status_code=status)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse(health())
+
+    return Starlette(routes=[Route("/v1/peer", peer, methods=["POST"]),
+                             Route("/v1/health", healthz, methods=["GET"])])
+
+
+async def serve(app: Starlette, sock: socket.socket) -> uvicorn.Server:
+    """Start uvicorn on ``sock`` in the running loop; returns the server (call
+    ``server.should_exit = True`` to stop it)."""
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.005)
+    return server
+
+
+class PeerClient:
+    """Sends envelopes to peers' ``/v1/peer`` endpoints, retrying while the peer has not yet
+    seen the job (404) or cannot be reached, until ``deadline_s`` seconds have passed."""
+
+    def __init__(self, timeout_s: float = 5.0) -> None:
+        self._client = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+
+    async def send(self, endpoint: str, envelope: dict[str, Any], deadline_s: float = 10.0) -> int:
+        """POST one envelope. Returns the final HTTP status (202 on success). Raises
+        DeliveryError if the peer stayed unreachable or kept answering 404 until the deadline."""
+        url = endpoint.rstrip("/") + "/v1/peer"
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        delay = 0.01
+        last = "no attempt"
+        while True:
+            try:
+                response = await self._client.post(url, json=envelope)
+                if response.status_code not in RETRY_STATUSES:
+                    return response.status_code
+                last = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if loop.time() + delay > end:
+                raise DeliveryError(f"{url}: {last}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

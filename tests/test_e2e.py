@@ -1,0 +1,146 @@
+"""End to end: the real demo network (anvil, deployed contracts, 5 node processes on sockets)
+computing several queries over the shipped WDBC data, compared with plaintext; the CLI's JSON
+output and its bad-input errors; live nodes rejecting forged, tampered and replayed messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+
+from offchain import eip712
+from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
+from offchain.envelope import Header, seal
+
+EXE = str(Path(sys.executable).parent / "mpc-market")
+
+QUERIES = [
+    "count",
+    "sum:benign",
+    "mean:mean_radius",
+    "var:mean_texture",
+    "std:worst_area",
+    "pearson:mean_radius,mean_area",
+    "histogram:mean_radius:5,10,15,20,25,30",
+]
+
+
+@pytest.fixture(scope="module")
+def network() -> Iterator[DemoNetwork]:
+    opts = DemoOptions(timeout_s=120)
+    header, rows = validate(opts)
+    with DemoNetwork(opts, header, rows) as net:
+        yield net
+
+
+def test_queries_match_plaintext(network: DemoNetwork) -> None:
+    for query in QUERIES:
+        r = network.run_job(query)
+        assert r.contributors == 5, query
+        if isinstance(r.plaintext, float):
+            assert isinstance(r.result, float)
+            assert math.isclose(r.result, r.plaintext, rel_tol=1e-9), (query, r.result,
+                                                                       r.plaintext)
+        else:
+            assert r.result == r.plaintext, query
+        job = network.market.get_job(r.job_id)
+        assert int(job.status) == 2  # Finalized
+        assert job.result_hash == eip712.result_hash(r.aggregates)
+        assert job.provider_count == 5
+        assert bin(job.signer_mask).count("1") >= 2  # at least t+1 committee signatures
+        gas = {tx["name"]: tx["gas_used"] for tx in r.txs}
+        assert gas["postJob"] > 0 and gas["finalizeJob"] > 0
+    assert network.run_job("count").result == 569
+
+
+def test_nodes_reject_bad_messages(network: DemoNetwork) -> None:
+    """A live node drops unsigned, tampered, misaddressed, forged and replayed envelopes."""
+    r = network.run_job("mean:mean_area")
+    member = r.committee[0]
+    endpoint = network.market.get_node(member).endpoint
+    url = endpoint + "/v1/peer"
+    info = network.market.get_node(member)
+    outsider = Account.create()
+    header = Header(chain_id=network.chain_id, contract=network.market.address,
+                    job_id=r.job_id, kind="decline", sender=outsider.address, recipient=member)
+    forged = seal(header, b'{"reason":"x"}', outsider, info.enc_key)
+    assert httpx.post(url, json=forged).status_code == 403  # unregistered sender
+
+    transcript = json.loads(next(network.run_dir.glob(
+        f"node-*/state/transcripts/job-{r.job_id}.json")).read_text())
+    received = next(m for m in transcript["messages"] if m["recipient"] == transcript["node"]
+                    and m["sender"] != transcript["node"])
+    node_url = network.market.get_node(transcript["node"]).endpoint + "/v1/peer"
+    env = received["envelope"]
+    assert httpx.post(node_url, json=env).status_code == 409  # replayed
+    tampered = dict(env, ciphertext=env["ciphertext"][:-2] + ("00" if env["ciphertext"][-2:]
+                                                              != "00" else "01"))
+    assert httpx.post(node_url, json=tampered).status_code == 400
+    other = next(a for a in r.committee if a != transcript["node"])
+    misaddressed = dict(env, recipient=other)
+    assert httpx.post(node_url, json=misaddressed).status_code == 400
+    assert httpx.post(node_url, content=b"[" * 100_000).status_code == 400  # no crash
+    assert httpx.post(node_url, content=b"x" * (2 << 20)).status_code == 413
+    # the nodes still work afterwards
+    assert network.run_job("count").result == 569
+
+
+def test_cli_json_demo() -> None:
+    out = subprocess.run([EXE, "demo", "--json", "--query", "pearson:mean_radius,benign"],
+                         capture_output=True, text=True, timeout=300, check=True)
+    r = json.loads(out.stdout)
+    for key in ("job_id", "query", "result", "plaintext", "providers", "committee", "txs",
+                "latency_s"):
+        assert key in r
+    assert math.isclose(r["result"], r["plaintext"], rel_tol=1e-9)
+    assert len(r["committee"]) == 3 and r["providers"] == 5
+    names = {tx["name"] for tx in r["txs"]}
+    assert {"deploy", "postJob", "finalizeJob"} <= names
+    assert all(tx["gas_used"] > 0 for tx in r["txs"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--query", "mean:no_such_column"], "unknown column 'no_such_column'"),
+    (["--data", "{nonnumeric}", "--query", "mean:a"], "column 'a', row 2"),
+    (["--data", "{empty}"], "empty"),
+    (["--providers", "3", "--min-providers", "4"], "smaller than --min-providers"),
+    (["--threshold", "3", "--committee", "3"], "1 <= T < N"),
+    (["--committee", "6", "--providers", "5"], "larger than --providers"),
+    (["--query", "histogram:mean_radius:10,5,20"], "strictly increasing"),
+    (["--data", "{missing}"], "cannot read"),
+])
+def test_cli_bad_input(network: DemoNetwork, tmp_path: Path, args: list[str],
+                       message: str) -> None:
+    """Each bad input: one 'error:' line, non-zero exit, and nothing sent to the chain."""
+    (tmp_path / "nonnumeric.csv").write_text("a,b\n1,2\nfoo,3\n")
+    (tmp_path / "empty.csv").write_text("")
+    files = {"nonnumeric": tmp_path / "nonnumeric.csv", "empty": tmp_path / "empty.csv",
+             "missing": tmp_path / "missing.csv"}
+    args = [a.format(**files) for a in args]
+    block = network.w3.eth.block_number
+    out = subprocess.run([EXE, "demo", "--rpc-url", network.rpc_url, *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
+    assert message in lines[0]
+    assert network.w3.eth.block_number == block
+
+
+def test_cli_unreachable_rpc() -> None:
+    out = subprocess.run([EXE, "demo", "--rpc-url", "http://127.0.0.1:9"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert out.stderr.strip().startswith("error:") and "unreachable" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_default_data_is_shipped() -> None:
+    assert DEFAULT_DATA.is_file()
