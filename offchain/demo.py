@@ -31,7 +31,7 @@ from web3 import Web3
 from offchain import eip712
 from offchain.chain.compile import compile_contracts
 from offchain.chain.devnet import Anvil, dev_accounts, wait_for_rpc
-from offchain.chain.market import MarketClient, TxResult, deploy_market
+from offchain.chain.market import TxResult, deploy_market
 from offchain.datasource import CsvSource, DataSourceError, open_source, write_sqlite
 from offchain.keys import NodeKeys
 from offchain.plaintext import plaintext_statistic
@@ -312,9 +312,14 @@ class DemoNetwork:
             timeout_s=opts.timeout_s, payment_wei=PAYMENT_WEI)
         finalized = None
         deadline = time.monotonic() + opts.timeout_s
+        seen_block = start_block - 1
         while finalized is None and time.monotonic() < deadline:
-            finalized = next((ev for ev in self.market.job_finalized_events(start_block)
-                              if ev["job_id"] == job_id), None)
+            head = self.w3.eth.block_number  # cheap; fetch logs only when a block was added
+            if head > seen_block:
+                finalized = next((ev for ev in self.market.job_finalized_events(seen_block + 1,
+                                                                                head)
+                                  if ev["job_id"] == job_id), None)
+                seen_block = head
             if finalized is None:
                 time.sleep(0.005)
         latency_s = time.perf_counter() - t0

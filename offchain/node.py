@@ -29,10 +29,18 @@ from web3 import Web3
 
 from offchain import eip712
 from offchain.chain.compile import compile_contracts
+from offchain.chain.events import EventDecoder
 from offchain.chain.market import ContractRevert, MarketClient
 from offchain.config import NodeConfig
 from offchain.datasource import DataSource, DataSourceError
-from offchain.envelope import EnvelopeError, Header, ReplayGuard, envelope_digest, open_envelope, seal
+from offchain.envelope import (
+    EnvelopeError,
+    Header,
+    ReplayGuard,
+    envelope_digest,
+    open_envelope,
+    seal,
+)
 from offchain.fixedpoint import FixedPointError
 from offchain.keys import NodeKeys
 from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal
@@ -42,15 +50,15 @@ from offchain.protocol.messages import (
     PayloadError,
     ReceivedPayload,
     SharePayload,
-    SignaturePayload,
     SigModel,
+    SignaturePayload,
     decode_payload,
     encode_payload,
     h32,
 )
 from offchain.query import QueryError, local_aggregates, parse_query
 from offchain.transcript import Transcript
-from offchain.transport import DeliveryError, PeerClient, bind_socket, make_app, serve
+from offchain.transport import DeliveryError, PeerClient, make_app, serve
 
 log = logging.getLogger("mpc.node")
 ROLE_PROVIDER_KINDS = ("share", "decline")
@@ -91,24 +99,42 @@ class Node:
         self.replay = ReplayGuard()
         self.jobs: dict[int, JobRuntime] = {}
         self.job_seen: dict[int, asyncio.Event] = {}
-        self.peers: dict[str, tuple[float, PeerInfo]] = {}
+        self.events = EventDecoder(self.market.contract)
+        # The registry as of the last processed block, kept current from registry events.
+        self.directory: dict[str, PeerInfo] = {}
         self.client = PeerClient()
         self.poke = asyncio.Event()
         self.endpoint = ""
         self.tx_lock = asyncio.Lock()
 
     # -- chain helpers -------------------------------------------------------------------------
-    async def peer(self, address: str, max_age_s: float = 30.0) -> PeerInfo | None:
-        """Registry entry of ``address`` (cached), or None if not registered."""
-        cached = self.peers.get(address)
-        if cached and time.monotonic() - cached[0] < max_age_s:
-            return cached[1]
+    async def peer(self, address: str) -> PeerInfo | None:
+        """Registry entry of ``address``, or None if not registered. Served from the directory
+        that registry events keep current; an address not in it (registered in a block not yet
+        processed) is looked up on chain."""
+        info = self.directory.get(address)
+        if info is not None:
+            return info
         node = await asyncio.to_thread(self.market.get_node, address)
         if node.status == 0:
             return None
         info = PeerInfo(address, node.enc_key, node.endpoint, node.status == 1)
-        self.peers[address] = (time.monotonic(), info)
+        self.directory[address] = info
         return info
+
+    def load_directory(self) -> None:
+        """Read every registered node from the registry (blocking; at start-up)."""
+        self.directory = {n.address: PeerInfo(n.address, n.enc_key, n.endpoint, n.status == 1)
+                          for n in self.market.list_nodes()}
+
+    def on_registry_event(self, ev: dict[str, Any]) -> None:
+        node = Web3.to_checksum_address(ev["node"])
+        if ev["event"] == "NodeRegistered":
+            self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
+        elif ev["event"] == "NodeExitRequested" and node in self.directory:
+            self.directory[node].active = False
+        elif ev["event"] == "NodeExited":
+            self.directory.pop(node, None)
 
     async def ensure_registered(self) -> None:
         node = await asyncio.to_thread(self.market.get_node, self.address)
@@ -243,11 +269,13 @@ class Node:
             try:
                 latest = await asyncio.to_thread(lambda: self.w3.eth.block_number)
                 if latest >= next_block:
-                    events = await asyncio.to_thread(self.market.job_posted_events,
-                                                     next_block, latest)
+                    events = await asyncio.to_thread(self.events.fetch, next_block, latest)
                     next_block = latest + 1
-                    for ev in events:
-                        self.on_job_posted(ev)
+                    for ev in events:  # in chain order: the directory is current at each job
+                        if ev["event"] == "JobPosted":
+                            self.on_job_posted(ev)
+                        elif ev["event"].startswith("Node"):
+                            self.on_registry_event(ev)
             except Exception:  # keep watching through transient RPC errors
                 log.exception("chain poll failed")
             self.poke.clear()
@@ -269,7 +297,9 @@ class Node:
                        deadline=int(ev["deadline"]))
         runtime = JobRuntime(info, None, Transcript(job_id, self.address))
         if self.address in info.committee:
-            runtime.member = CommitteeJob(info, self.address, frozenset())
+            # Expected providers: every node Active in the registry when the job was posted.
+            expected = frozenset(a for a, p in self.directory.items() if p.active)
+            runtime.member = CommitteeJob(info, self.address, expected)
         self.jobs[job_id] = runtime
         self.job_seen.setdefault(job_id, asyncio.Event()).set()
         log.info("job %d posted: %s", job_id, spec)
@@ -287,6 +317,7 @@ class Node:
 
     async def provide(self, job: JobRuntime) -> None:
         info = job.info
+        t0 = time.perf_counter()
         held = self.sources.get(info.dataset_id)
         if held is None:
             await self.broadcast(job, "decline", DeclinePayload(reason="dataset not held"))
@@ -298,6 +329,8 @@ class Node:
             log.warning("job %d: cannot contribute: %s", info.job_id, exc)
             await self.broadcast(job, "decline", DeclinePayload(reason="query does not fit data"))
             return
+        log.info("job %d: local aggregates computed at +%.0f ms", info.job_id,
+                 (time.perf_counter() - t0) * 1e3)
         contribution = deal(info, self.address, aggregates)
         sig = eip712.sign_input_commitment(self.account, self.domain, info.job_id,
                                            contribution.commitment)
@@ -307,7 +340,8 @@ class Node:
                 commitment=h32(contribution.commitment),
                 commitment_sig=SigModel.of(sig)))
             for i, member in enumerate(info.committee)))
-        log.info("job %d: shares of %d local rows sent", info.job_id, len(rows))
+        log.info("job %d: shares of %d local rows sent in %.0f ms", info.job_id, len(rows),
+                 (time.perf_counter() - t0) * 1e3)
 
     async def until(self, job: JobRuntime, predicate: Any, timeout_s: float) -> bool:
         async with job.changed:
@@ -322,16 +356,21 @@ class Node:
         assert member is not None
         info = job.info
         n = len(info.committee)
-        nodes = await asyncio.to_thread(self.market.list_nodes)
-        expected = [n.address for n in nodes if n.status == 1]
-        member.expected_providers = frozenset(expected)
+        t0 = time.perf_counter()
+
+        def phase(name: str) -> None:
+            log.info("job %d: %s at +%.0f ms", info.job_id, name, (time.perf_counter() - t0) * 1e3)
+
         if not await self.until(job, member.round1_complete, self.config.collect_timeout_s):
             log.warning("job %d: collection timed out; %d of %d providers answered",
-                        info.job_id, len(member.inputs) + len(member.declined), len(expected))
+                        info.job_id, len(member.inputs) + len(member.declined),
+                        len(member.expected_providers))
+        phase(f"round 1 done ({len(member.inputs)} inputs, {len(member.declined)} declined)")
         pairs = sorted(member.my_received().items(), key=lambda pc: int(pc[0], 16))
         await self.broadcast(job, "received", ReceivedPayload(
             inputs=[(p, h32(c)) for p, c in pairs]))
         await self.until(job, lambda: len(member.received) == n, self.config.round_timeout_s)
+        phase(f"round 2 done ({len(member.received)} lists)")
         agreed = member.agreed_inputs()
         inputs_hash = eip712.inputs_hash(agreed)
         total = member.sum_share(agreed)  # raises when too few providers: nothing is opened
@@ -339,6 +378,7 @@ class Node:
                                                       sum_shares=[hex(s) for s in total]))
         await self.until(job, lambda: len(member.matching_opens(inputs_hash)) == n,
                          self.config.round_timeout_s)
+        phase(f"round 3 done ({len(member.matching_opens(inputs_hash))} openings)")
         aggregates = member.reconstruct(inputs_hash)
         result_hash = eip712.result_hash(aggregates)
         root = job.transcript.root()
@@ -351,7 +391,7 @@ class Node:
         await self.until(job, lambda: len(member.matching_signatures(result_hash,
                                                                       inputs_hash)) == n,
                          self.config.round_timeout_s)
-        log.info("job %d: aggregates opened over %d providers", info.job_id, len(agreed))
+        phase(f"round 4 done; aggregates opened over {len(agreed)} providers")
         await self.submit(job, aggregates, agreed, result_hash, inputs_hash)
 
     async def submit(self, job: JobRuntime, aggregates: list[int],
@@ -387,14 +427,14 @@ class Node:
 async def run_node(config: NodeConfig, *, exit_with_parent: bool = False) -> None:
     """Start the node: bind, register if configured, print a ready line, serve until stopped."""
     node = Node(config)
-    sock = bind_socket(config.host, config.port)
-    port = sock.getsockname()[1]
-    node.endpoint = config.public_endpoint or f"http://{config.host}:{port}"
     app = make_app(node.receive, lambda: {"address": node.address, "jobs": len(node.jobs)})
-    server = await serve(app, sock)
+    server, port = await serve(app, config.host, config.port)
+    node.endpoint = config.public_endpoint or f"http://{config.host}:{port}"
     start_block = await asyncio.to_thread(lambda: node.w3.eth.block_number)
+    await asyncio.to_thread(node.load_directory)
+    await node.client.health(node.endpoint)  # warm up the HTTP stack before the first job
     await node.ensure_registered()
-    watcher = asyncio.get_running_loop().create_task(node.watch(start_block))
+    watcher = asyncio.get_running_loop().create_task(node.watch(start_block + 1))
     print(json.dumps({"event": "ready", "address": node.address, "endpoint": node.endpoint,
                       "pid": os.getpid()}), flush=True)
     stop = asyncio.Event()

@@ -40,6 +40,7 @@ aggregates from the chain can recompute it bit for bit. For inputs with at most 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ def parse_query(text: str) -> QuerySpec:
             raise QueryError("histogram needs at least 2 edges (1 bin)")
         if len(edges) - 1 > MAX_BINS:
             raise QueryError(f"histogram has {len(edges) - 1} bins; at most {MAX_BINS}")
-        for lo, hi in zip(edges, edges[1:], strict=False):
+        for lo, hi in itertools.pairwise(edges):
             if not lo < hi:
                 raise QueryError(
                     f"histogram edges must be strictly increasing: {_fmt_decimal(lo)} "

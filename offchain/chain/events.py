@@ -1,0 +1,70 @@
+"""All of the market's events in one ``eth_getLogs`` call, decoded in chain order.
+
+Nodes follow the chain by polling: one ``eth_blockNumber`` per interval and, only when new blocks
+exist, one ``eth_getLogs`` over the market address for the new range. Every log is decoded by its
+first topic (the event signature hash) against the contract ABI; logs the ABI does not know are
+skipped. Order is (block, log index), i.e. the order in which the state changes happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from eth_typing import ABIEvent
+from eth_utils.abi import event_abi_to_log_topic
+from hexbytes import HexBytes
+from web3.contract import Contract
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, HexBytes | bytes):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class EventDecoder:
+    """Decodes the market's logs into dicts with ``event`` (the event name), the arguments in
+    snake_case (``jobId`` -> ``job_id``, ``encKey`` -> ``enc_key``), ``block_number``,
+    ``tx_hash`` (0x-hex) and ``log_index``."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        events: list[dict[str, Any]] = [dict(e) for e in contract.abi
+                                          if e.get("type") == "event"]
+        self.by_topic: dict[bytes, str] = {
+            event_abi_to_log_topic(cast(ABIEvent, e)): str(e["name"]) for e in events
+        }
+
+    def fetch(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """Decoded logs of blocks [from_block, to_block] (inclusive), in chain order."""
+        logs = self.contract.w3.eth.get_logs({"address": self.contract.address,
+                                              "fromBlock": from_block, "toBlock": to_block})
+        out = []
+        for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
+            if not log["topics"]:
+                continue
+            name = self.by_topic.get(bytes(log["topics"][0]))
+            if name is None:
+                continue
+            event = self.contract.events[name]().process_log(log)
+            entry: dict[str, Any] = {
+                "event": name,
+                "block_number": int(log["blockNumber"]),
+                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
+                "log_index": int(log["logIndex"]),
+            }
+            for key, value in event["args"].items():
+                entry[_snake(key)] = _plain(value)
+            out.append(entry)
+        return out
