@@ -113,6 +113,27 @@ def test_too_few_openings() -> None:
         m.reconstruct(h)
 
 
+def test_openings_needed_is_2t_plus_1() -> None:
+    """With n=4, t=1 a member needs 3 consistent openings: 2 would not expose a liar."""
+    committee, providers = addresses(4), addresses(2)
+    job = make_job(committee, 1, 2, "count")
+    members = run_rounds(job, {p: [(Decimal(1),)] for p in providers})
+    m = members[committee[0]]
+    h = eip712.inputs_hash(m.agreed_inputs())
+    assert m.openings_needed == 3
+    liar = committee[3]
+    _, share = m.opens[liar]
+    m.opens = {committee[0]: m.opens[committee[0]], liar: (h, [(share[0] + 5) % R])}
+    with pytest.raises(ProtocolError, match="2 matching openings; need 3"):
+        m.reconstruct(h)  # would have "reconstructed" a wrong count from 2 points
+    m.add_open(committee[1], h, members[committee[1]].opens[committee[1]][1])
+    with pytest.raises(ProtocolError, match="inconsistent"):
+        m.reconstruct(h)
+    m.opens.pop(liar)
+    m.add_open(committee[2], h, members[committee[2]].opens[committee[2]][1])
+    assert m.reconstruct(h) == [2]
+
+
 def test_wrong_share_vector_length_rejected() -> None:
     committee = addresses(2)
     job = make_job(committee, 1, 1, "var:x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -11,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offchain.plaintext import plaintext_statistic
-from offchain.query import QueryError, QuerySpec, StatisticError, local_aggregates, parse_query, statistic
+from offchain.query import (
+    QueryError,
+    QuerySpec,
+    StatisticError,
+    local_aggregates,
+    parse_query,
+    statistic,
+)
 
 
 @pytest.mark.parametrize("text,kind,cols", [
@@ -104,7 +112,7 @@ def exact_reference(text: str, rows: list[tuple[Decimal, ...]]) -> int | float |
         return n
     if kind == "histogram":
         edges = [Fraction(e) for e in text.split(":")[2].split(",")]
-        return [sum(1 for (x,) in rows if lo <= x < hi) for lo, hi in zip(edges, edges[1:])]
+        return [sum(1 for (x,) in rows if lo <= x < hi) for lo, hi in itertools.pairwise(edges)]
     a = [Fraction(r[0]) for r in rows]
     if kind == "sum":
         return float(sum(a))
@@ -120,7 +128,7 @@ def exact_reference(text: str, rows: list[tuple[Decimal, ...]]) -> int | float |
     ssb = sum((y - mean_b) ** 2 for y in b)
     if ssa == 0 or ssb == 0:
         return None
-    sab = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b))
+    sab = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b, strict=True))
     with localcontext() as ctx:
         ctx.prec = 60
         r = Decimal(sab.numerator) / Decimal(sab.denominator) / (

@@ -15,8 +15,9 @@ Roles (a node can be both):
      every responding member holds with the same commitment (a provider that equivocated on its
      commitment is dropped);
   3. ``open``: if |S| >= the job's minimum providers, its share of sum_{p in S} a_p (additively
-     homomorphic: the sum of shares is a share of the sum); with any t+1 such shares every member
-     reconstructs the total by Lagrange interpolation, and extra shares are checked for consistency;
+     homomorphic: the sum of shares is a share of the sum); from min(n, 2t+1) mutually consistent
+     such shares every member reconstructs the total by Lagrange interpolation (t+1 would
+     determine it; the rest are there to detect a wrong share, see ``openings_needed``);
   4. ``signature``: an EIP-712 ResultCommitment over (job id, resultHash, inputsHash,
      transcriptRoot); any member holding t+1 matching signatures can finalize on chain.
 
@@ -170,16 +171,25 @@ class CommitteeJob:
         """Evaluation point -> opened share vector, for members that opened over the same S."""
         return {self.job.x_of(m): v for m, (h, v) in self.opens.items() if h == inputs_hash}
 
+    @property
+    def openings_needed(self) -> int:
+        """Openings a member must hold before it trusts (and signs) a reconstruction:
+        min(n, 2t+1). With 2t+1 mutually consistent shares, at least t+1 come from honest
+        members; those fix the degree-t polynomial, so a wrong share from any of the <= t
+        corrupt members is inconsistent and detected. With only t+1 shares there is no
+        redundancy and one wrong share would silently change the result."""
+        return min(len(self.job.committee), 2 * self.job.threshold + 1)
+
     def reconstruct(self, inputs_hash: bytes) -> list[int]:
         """The total aggregate vector (signed ints) from the matching opens.
 
-        Uses every matching share: t+1 determine the polynomial and the rest must agree.
-        ProtocolError when fewer than t+1 members opened over the same inputs, or on
-        inconsistent shares (some member sent a wrong value).
+        Uses every matching share and checks they all lie on one degree-t polynomial.
+        ProtocolError when fewer than :attr:`openings_needed` members opened over the same
+        inputs, or on inconsistent shares (some member sent a wrong value).
         """
         points = self.matching_opens(inputs_hash)
-        if len(points) < self.job.threshold + 1:
-            raise ProtocolError(f"{len(points)} matching openings; need {self.job.threshold + 1}")
+        if len(points) < self.openings_needed:
+            raise ProtocolError(f"{len(points)} matching openings; need {self.openings_needed}")
         try:
             values = reconstruct_vector(points, self.job.threshold)
         except ValueError as exc:
