@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -83,6 +84,10 @@ def demo(
         validate(opts)
     except DemoError as exc:
         _fail(str(exc))
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # run the same clean-up as Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]", highlight=False))
     try:
         result = run_demo(opts, progress=progress)
@@ -91,7 +96,7 @@ def demo(
     except CompilerError as exc:
         _fail(f"compiler: {exc}", 1)
     except KeyboardInterrupt:
-        _fail("interrupted; devnet and nodes stopped", 130)
+        _fail("interrupted; the devnet and the nodes were stopped", 130)
     if as_json:
         print(json.dumps(result.to_json()))
     else:

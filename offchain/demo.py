@@ -203,15 +203,20 @@ class NodeProcesses:
         return out
 
     def close(self) -> None:
+        """SIGTERM every node, then wait for all of them together (5 s), then SIGKILL."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
         for proc in self.procs:
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
 
 
 def _receipt_tx(w3: Web3, name: str, tx_hash: str) -> dict[str, Any]:

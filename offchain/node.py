@@ -19,7 +19,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -438,17 +440,19 @@ async def run_node(config: NodeConfig, *, exit_with_parent: bool = False) -> Non
     print(json.dumps({"event": "ready", "address": node.address, "endpoint": node.endpoint,
                       "pid": os.getpid()}), flush=True)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     if exit_with_parent:
-        asyncio.get_running_loop().create_task(_exit_on_stdin_eof(stop))
-    import signal
+        # A daemon thread, not the loop's executor: asyncio.run() joins executor threads at
+        # shutdown, and this one blocks on stdin until the parent goes away.
+        threading.Thread(target=_exit_on_stdin_eof, args=(loop, stop), daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     watcher.cancel()
     server.should_exit = True
     await node.client.aclose()
 
 
-async def _exit_on_stdin_eof(stop: asyncio.Event) -> None:
-    await asyncio.to_thread(sys.stdin.read)
-    stop.set()
+def _exit_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    sys.stdin.read()
+    loop.call_soon_threadsafe(stop.set)

@@ -15,6 +15,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +41,9 @@ def run_once(extra: list[str]) -> dict[str, object]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def summary(values: list[float]) -> str:
-    return (f"median {statistics.median(values):.4g}  (min {min(values):.4g}, "
-            f"max {max(values):.4g}, n={len(values)})")
+def summary(values: list[float], fmt: str = ".4g") -> str:
+    return (f"median {statistics.median(values):{fmt}}  (min {min(values):{fmt}}, "
+            f"max {max(values):{fmt}}, n={len(values)})")
 
 
 def main() -> None:
@@ -51,8 +52,11 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="extra arguments for `mpc-market demo`")
     args = ap.parse_args()
     results = []
+    wall = []
     for i in range(args.runs):
+        t0 = time.perf_counter()
         r = run_once(args.extra)
+        wall.append(time.perf_counter() - t0)
         print(f"run {i + 1}: latency {float(r['latency_s']) * 1000:.0f} ms, result {r['result']}",
               file=sys.stderr)
         results.append(r)
@@ -68,7 +72,8 @@ def main() -> None:
             key = name.split(" node-")[0] if " node-" in name else name
             gas.setdefault(key, []).append(float(tx["gas_used"]))
     for name, values in gas.items():
-        print(f"gas {name}: {summary(values)}")
+        print(f"gas {name}: {summary(values, ',.0f')}")
+    print(f"whole demo (install excluded: start anvil .. stop nodes), s: {summary(wall)}")
     rss = [max(r["node_peak_rss_mib"]) for r in results]  # type: ignore[call-overload]
     print(f"node peak RSS (largest node per run), MiB: {summary(rss)}")
 

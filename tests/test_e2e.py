@@ -20,6 +20,7 @@ from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
 from offchain.envelope import Header, seal
 
 EXE = str(Path(sys.executable).parent / "mpc-market")
+ROOT = Path(__file__).resolve().parent.parent
 
 QUERIES = [
     "count",
@@ -58,6 +59,21 @@ def test_queries_match_plaintext(network: DemoNetwork) -> None:
         gas = {tx["name"]: tx["gas_used"] for tx in r.txs}
         assert gas["postJob"] > 0 and gas["finalizeJob"] > 0
     assert network.run_job("count").result == 569
+
+
+def test_cast_audit_script(network: DemoNetwork) -> None:
+    """scripts/cast-audit.sh checks a finished job with Foundry's cast alone; it fails on a job
+    that was never finalized."""
+    r = network.run_job("sum:mean_area")
+    script = str(ROOT / "scripts" / "cast-audit.sh")
+    ok = subprocess.run([script, network.rpc_url, network.market.address, str(r.job_id)],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "FAIL" not in ok.stdout
+    assert ok.stdout.count("PASS  signature by") >= 2
+    missing = subprocess.run([script, network.rpc_url, network.market.address, "999"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0
 
 
 def test_nodes_reject_bad_messages(network: DemoNetwork) -> None:
@@ -144,3 +160,30 @@ def test_cli_unreachable_rpc() -> None:
 
 def test_default_data_is_shipped() -> None:
     assert DEFAULT_DATA.is_file()
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupt_stops_devnet_and_nodes(signame: str) -> None:
+    """Ctrl-C (or SIGTERM) mid-run: exit 130 with one error line, anvil and nodes all gone."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([EXE, "demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_DFL))
+    assert proc.stderr is not None
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until anvil and all 5 nodes run
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        children = [int(p) for p in out.stdout.split()]
+        if len(children) >= 6:
+            break
+        time.sleep(0.05)
+    assert len(children) >= 6, children
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("error: interrupted")
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists(), f"child {pid} still running"
