@@ -114,6 +114,7 @@ def node(
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("web3").setLevel(logging.WARNING)
     try:
         cfg = load_config(config)
     except ConfigError as exc:

@@ -42,6 +42,7 @@ class NodeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     rpc_url: str
+    ws_url: str | None = None  # block subscriptions; default: rpc_url as ws:// (anvil: both)
     market: str
     keys_file: Path
     host: str = "127.0.0.1"
@@ -54,6 +55,13 @@ class NodeConfig(BaseModel):
     collect_timeout_s: float = Field(default=10.0, gt=0, le=600)
     round_timeout_s: float = Field(default=10.0, gt=0, le=600)
     submit_backoff_s: float = Field(default=3.0, ge=0, le=600)
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ws://", "wss://")):
+            raise ValueError("ws_url must be a ws(s) URL")
+        return v
 
     @field_validator("rpc_url")
     @classmethod

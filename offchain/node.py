@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from web3 import AsyncWeb3, Web3
+from web3.providers.persistent import WebSocketProvider
 
 from offchain import eip712
 from offchain.chain.compile import compile_contracts
@@ -106,6 +107,7 @@ class Node:
         self.directory: dict[str, PeerInfo] = {}
         self.client = PeerClient()
         self.poke = asyncio.Event()
+        self.push_connected = False
         self.endpoint = ""
         self.tx_lock = asyncio.Lock()
 
@@ -266,23 +268,57 @@ class Node:
 
     # -- chain watcher -------------------------------------------------------------------------
     async def watch(self, from_block: int) -> None:
+        """Follow the market's events from ``from_block`` on, in chain order.
+
+        Wakes on every new block announced over the websocket subscription (``_heads``), on a
+        poke (a message for a job not seen yet), and otherwise every second; without a websocket
+        it polls every ``poll_interval_s``. Each wake costs one eth_blockNumber, plus one
+        eth_getLogs when blocks were added.
+        """
         next_block = from_block
+        heads = asyncio.get_running_loop().create_task(self._heads())
+        try:
+            while True:
+                self.poke.clear()  # before syncing, so a poke during the sync is not lost
+                try:
+                    latest = await asyncio.to_thread(lambda: self.w3.eth.block_number)
+                    if latest >= next_block:
+                        events = await asyncio.to_thread(self.events.fetch, next_block, latest)
+                        next_block = latest + 1
+                        for ev in events:  # in chain order: the directory is current at each job
+                            if ev["event"] == "JobPosted":
+                                self.on_job_posted(ev)
+                            elif ev["event"].startswith("Node"):
+                                self.on_registry_event(ev)
+                except Exception:  # keep watching through transient RPC errors
+                    log.exception("chain poll failed")
+                wait_s = 1.0 if self.push_connected else self.config.poll_interval_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.poke.wait(), wait_s)
+        finally:
+            heads.cancel()
+
+    async def _heads(self) -> None:
+        """Poke the watcher on every new block (eth_subscribe newHeads over a websocket)."""
+        url = self.config.ws_url or "ws" + self.config.rpc_url.removeprefix("http")
         while True:
             try:
-                latest = await asyncio.to_thread(lambda: self.w3.eth.block_number)
-                if latest >= next_block:
-                    events = await asyncio.to_thread(self.events.fetch, next_block, latest)
-                    next_block = latest + 1
-                    for ev in events:  # in chain order: the directory is current at each job
-                        if ev["event"] == "JobPosted":
-                            self.on_job_posted(ev)
-                        elif ev["event"].startswith("Node"):
-                            self.on_registry_event(ev)
-            except Exception:  # keep watching through transient RPC errors
-                log.exception("chain poll failed")
-            self.poke.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.poke.wait(), self.config.poll_interval_s)
+                async with AsyncWeb3(WebSocketProvider(url)) as w3:
+                    await w3.eth.subscribe("newHeads")
+                    self.push_connected = True
+                    self.poke.set()
+                    async for _ in w3.socket.process_subscriptions():
+                        self.poke.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.push_connected:
+                    log.warning("block subscription lost (%s); polling", exc)
+                else:
+                    log.info("no block subscription at %s (%s); polling every %.3f s", url, exc,
+                             self.config.poll_interval_s)
+            self.push_connected = False
+            await asyncio.sleep(5.0)
 
     def on_job_posted(self, ev: dict[str, Any]) -> None:
         job_id = int(ev["job_id"])

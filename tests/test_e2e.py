@@ -16,6 +16,7 @@ import pytest
 from eth_account import Account
 
 from offchain import eip712
+from offchain.chain.market import ContractRevert
 from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
 from offchain.envelope import Header, seal
 
@@ -59,6 +60,33 @@ def test_queries_match_plaintext(network: DemoNetwork) -> None:
         gas = {tx["name"]: tx["gas_used"] for tx in r.txs}
         assert gas["postJob"] > 0 and gas["finalizeJob"] > 0
     assert network.run_job("count").result == 569
+
+
+def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
+    """A job needing 6 providers when 5 exist: honest members refuse to open (a smaller set
+    would reveal more per provider), nothing is finalized, and after the deadline the buyer
+    reclaims exactly its escrow."""
+    import time
+
+    committee = network.registered[:3]
+    job_id, _ = network.market.post_job(
+        network.buyer, dataset_id=eip712.dataset_id("wdbc"), query="count",
+        committee=committee, threshold=1, min_providers=6, timeout_s=5, payment_wei=10**16)
+    time.sleep(1.5)  # real time for the nodes to try (and refuse) to open; < timeout_s
+    job = network.market.get_job(job_id)
+    assert int(job.status) == 1  # still Open: no result was finalized
+    with pytest.raises(ContractRevert, match="DeadlineNotReached"):
+        network.market.reclaim_escrow(network.buyer, job_id)
+    network.w3.provider.make_request("evm_increaseTime", [10])  # type: ignore[arg-type]
+    network.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    before = network.w3.eth.get_balance(network.buyer.address)
+    tx = network.market.reclaim_escrow(network.buyer, job_id)
+    after = network.w3.eth.get_balance(network.buyer.address)
+    gas_cost = tx.gas_used * int(tx.receipt["effectiveGasPrice"])
+    assert after - before == 10**16 - gas_cost
+    assert int(network.market.get_job(job_id).status) == 3  # Refunded
+    logs = list(network.run_dir.glob("node-*/node.log"))
+    assert any(f"only 5 providers contributed; the job needs 6" in p.read_text() for p in logs)
 
 
 def test_cast_audit_script(network: DemoNetwork) -> None:

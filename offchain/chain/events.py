@@ -16,15 +16,17 @@ from hexbytes import HexBytes
 from web3.contract import Contract
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """Decoded event value with HexBytes turned into bytes (recursively in lists)."""
     if isinstance(value, HexBytes | bytes):
         return bytes(value)
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     return value
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """``jobId`` -> ``job_id``, ``rewardPerSignerWei`` -> ``reward_per_signer_wei``."""
     out = []
     for i, ch in enumerate(name):
         if ch.isupper() and i and not name[i - 1].isupper():
@@ -65,6 +67,6 @@ class EventDecoder:
                 "log_index": int(log["logIndex"]),
             }
             for key, value in event["args"].items():
-                entry[_snake(key)] = _plain(value)
+                entry[snake_case(key)] = plain_value(value)
             out.append(entry)
         return out

@@ -24,7 +24,6 @@ from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -32,6 +31,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from offchain.chain.compile import compile_contracts
+from offchain.chain.events import plain_value, snake_case
 from offchain.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Sig, market_domain
 
 __all__ = [
@@ -574,7 +574,7 @@ class MarketClient:
                 "log_index": int(log["logIndex"]),
             }
             for key, value in log["args"].items():
-                entry[_snake(key)] = _plain(value)
+                entry[snake_case(key)] = plain_value(value)
             out.append(entry)
         return out
 
@@ -606,29 +606,6 @@ class MarketClient:
         """NodeRegistered logs as dicts: node, stake_wei, enc_key, endpoint, block_number,
         tx_hash, log_index."""
         return self._events("NodeRegistered", from_block, to_block)
-
-
-_SNAKE_OVERRIDES = {"jobId": "job_id", "encKey": "enc_key"}
-
-
-def _snake(name: str) -> str:
-    if name in _SNAKE_OVERRIDES:
-        return _SNAKE_OVERRIDES[name]
-    out = []
-    for ch in name:
-        if ch.isupper():
-            out.append("_" + ch.lower())
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, HexBytes):
-        return bytes(value)
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- deployment
