@@ -86,7 +86,7 @@ def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
     assert after - before == 10**16 - gas_cost
     assert int(network.market.get_job(job_id).status) == 3  # Refunded
     logs = list(network.run_dir.glob("node-*/node.log"))
-    assert any(f"only 5 providers contributed; the job needs 6" in p.read_text() for p in logs)
+    assert any("only 5 providers contributed; the job needs 6" in p.read_text() for p in logs)
 
 
 def test_cast_audit_script(network: DemoNetwork) -> None:

@@ -133,12 +133,16 @@ def _read_unit(root: Path, unit: str) -> str:
     raise CompilerError(f"cannot resolve Solidity import {unit!r} under {root}")
 
 
-def _collect_sources(root: Path) -> dict[str, dict[str, str]]:
-    """All ``contracts/*.sol`` plus their transitive imports, keyed by source unit name."""
+def _collect_sources(root: Path, include_tests: bool = False) -> dict[str, dict[str, str]]:
+    """All ``contracts/*.sol`` (plus ``contracts/test/*.sol`` test doubles if asked) and their
+    transitive imports, keyed by source unit name."""
     own = sorted((root / "contracts").glob("*.sol"))
     if not own:
         raise CompilerError(f"no Solidity sources in {root / 'contracts'}")
     pending = [f"contracts/{p.name}" for p in own]
+    if include_tests:
+        pending += [f"contracts/test/{p.name}"
+                    for p in sorted((root / "contracts" / "test").glob("*.sol"))]
     sources: dict[str, dict[str, str]] = {}
     while pending:
         unit = pending.pop()
@@ -202,10 +206,12 @@ def _extract(output: dict[str, Any]) -> dict[str, CompiledContract]:
     return result
 
 
-def compile_contracts(*, use_cache: bool = True) -> dict[str, CompiledContract]:
+def compile_contracts(*, use_cache: bool = True,
+                      include_tests: bool = False) -> dict[str, CompiledContract]:
     """Compile every contract in ``contracts/`` (cached).
 
     Args:
+        include_tests: also compile the test doubles in ``contracts/test/``.
         use_cache: read/write ``<root>/.cache/solc/<sha256>.json`` (key: SHA-256 of the
             standard-JSON input and the solc version).
 
@@ -219,7 +225,7 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, CompiledContract]:
     root = repo_root()
     adapter = _check_toolchain(root)
     version = _compiler_version(root)
-    std_input = _standard_input(_collect_sources(root))
+    std_input = _standard_input(_collect_sources(root, include_tests))
     canonical = json.dumps(std_input, sort_keys=True, separators=(",", ":"))
     key = hashlib.sha256(f"solc-js {version}\n{canonical}".encode()).hexdigest()
     cache_file = root / ".cache" / "solc" / f"{key}.json"
