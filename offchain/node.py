@@ -27,12 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from web3 import AsyncWeb3, Web3
-from web3.providers.persistent import WebSocketProvider
+from web3 import Web3
 
 from offchain import eip712
 from offchain.chain.compile import compile_contracts
-from offchain.chain.events import EventDecoder
 from offchain.chain.market import ContractRevert, MarketClient
 from offchain.config import NodeConfig
 from offchain.datasource import DataSource, DataSourceError
@@ -45,6 +43,7 @@ from offchain.envelope import (
     seal,
 )
 from offchain.fixedpoint import FixedPointError
+from offchain.follower import ChainFollower
 from offchain.keys import NodeKeys
 from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal
 from offchain.protocol.messages import (
@@ -65,14 +64,6 @@ from offchain.transport import DeliveryError, PeerClient, make_app, serve
 
 log = logging.getLogger("mpc.node")
 ROLE_PROVIDER_KINDS = ("share", "decline")
-
-
-@dataclass
-class PeerInfo:
-    address: str
-    enc_key: bytes
-    endpoint: str
-    active: bool
 
 
 @dataclass
@@ -102,44 +93,15 @@ class Node:
         self.replay = ReplayGuard()
         self.jobs: dict[int, JobRuntime] = {}
         self.job_seen: dict[int, asyncio.Event] = {}
-        self.events = EventDecoder(self.market.contract)
-        # The registry as of the last processed block, kept current from registry events.
-        self.directory: dict[str, PeerInfo] = {}
+        self.follower = ChainFollower(self.w3, self.market, rpc_url=config.rpc_url,
+                                      ws_url=config.ws_url,
+                                      poll_interval_s=config.poll_interval_s,
+                                      on_job=self.on_job_posted)
         self.client = PeerClient()
-        self.poke = asyncio.Event()
-        self.push_connected = False
         self.endpoint = ""
         self.tx_lock = asyncio.Lock()
 
     # -- chain helpers -------------------------------------------------------------------------
-    async def peer(self, address: str) -> PeerInfo | None:
-        """Registry entry of ``address``, or None if not registered. Served from the directory
-        that registry events keep current; an address not in it (registered in a block not yet
-        processed) is looked up on chain."""
-        info = self.directory.get(address)
-        if info is not None:
-            return info
-        node = await asyncio.to_thread(self.market.get_node, address)
-        if node.status == 0:
-            return None
-        info = PeerInfo(address, node.enc_key, node.endpoint, node.status == 1)
-        self.directory[address] = info
-        return info
-
-    def load_directory(self) -> None:
-        """Read every registered node from the registry (blocking; at start-up)."""
-        self.directory = {n.address: PeerInfo(n.address, n.enc_key, n.endpoint, n.status == 1)
-                          for n in self.market.list_nodes()}
-
-    def on_registry_event(self, ev: dict[str, Any]) -> None:
-        node = Web3.to_checksum_address(ev["node"])
-        if ev["event"] == "NodeRegistered":
-            self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
-        elif ev["event"] == "NodeExitRequested" and node in self.directory:
-            self.directory[node].active = False
-        elif ev["event"] == "NodeExited":
-            self.directory.pop(node, None)
-
     async def ensure_registered(self) -> None:
         node = await asyncio.to_thread(self.market.get_node, self.address)
         if node.status != 0:
@@ -155,7 +117,7 @@ class Node:
 
     # -- sending -------------------------------------------------------------------------------
     async def send(self, job: JobRuntime, kind: str, recipient: str, payload: Any) -> None:
-        peer = await self.peer(recipient)
+        peer = await self.follower.peer(recipient)
         if peer is None:
             log.warning("recipient %s not registered; not sending %s", recipient, kind)
             return
@@ -194,7 +156,7 @@ class Node:
             log.warning("dropped envelope: %s", exc)
             return 400, f"rejected: {exc}"
         sender = header.sender
-        if await self.peer(sender) is None:
+        if await self.follower.peer(sender) is None:
             log.warning("dropped %s from unregistered %s", header.kind, sender)
             return 403, "sender not registered"
         job = await self.wait_job(header.job_id)
@@ -261,65 +223,12 @@ class Node:
         if job_id in self.jobs:
             return self.jobs[job_id]
         seen = self.job_seen.setdefault(job_id, asyncio.Event())
-        self.poke.set()
+        self.follower.poke.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(seen.wait(), timeout_s)
         return self.jobs.get(job_id)
 
     # -- chain watcher -------------------------------------------------------------------------
-    async def watch(self, from_block: int) -> None:
-        """Follow the market's events from ``from_block`` on, in chain order.
-
-        Wakes on every new block announced over the websocket subscription (``_heads``), on a
-        poke (a message for a job not seen yet), and otherwise every second; without a websocket
-        it polls every ``poll_interval_s``. Each wake costs one eth_blockNumber, plus one
-        eth_getLogs when blocks were added.
-        """
-        next_block = from_block
-        heads = asyncio.get_running_loop().create_task(self._heads())
-        try:
-            while True:
-                self.poke.clear()  # before syncing, so a poke during the sync is not lost
-                try:
-                    latest = await asyncio.to_thread(lambda: self.w3.eth.block_number)
-                    if latest >= next_block:
-                        events = await asyncio.to_thread(self.events.fetch, next_block, latest)
-                        next_block = latest + 1
-                        for ev in events:  # in chain order: the directory is current at each job
-                            if ev["event"] == "JobPosted":
-                                self.on_job_posted(ev)
-                            elif ev["event"].startswith("Node"):
-                                self.on_registry_event(ev)
-                except Exception:  # keep watching through transient RPC errors
-                    log.exception("chain poll failed")
-                wait_s = 1.0 if self.push_connected else self.config.poll_interval_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.poke.wait(), wait_s)
-        finally:
-            heads.cancel()
-
-    async def _heads(self) -> None:
-        """Poke the watcher on every new block (eth_subscribe newHeads over a websocket)."""
-        url = self.config.ws_url or "ws" + self.config.rpc_url.removeprefix("http")
-        while True:
-            try:
-                async with AsyncWeb3(WebSocketProvider(url)) as w3:
-                    await w3.eth.subscribe("newHeads")
-                    self.push_connected = True
-                    self.poke.set()
-                    async for _ in w3.socket.process_subscriptions():
-                        self.poke.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self.push_connected:
-                    log.warning("block subscription lost (%s); polling", exc)
-                else:
-                    log.info("no block subscription at %s (%s); polling every %.3f s", url, exc,
-                             self.config.poll_interval_s)
-            self.push_connected = False
-            await asyncio.sleep(5.0)
-
     def on_job_posted(self, ev: dict[str, Any]) -> None:
         job_id = int(ev["job_id"])
         if job_id in self.jobs:
@@ -336,7 +245,7 @@ class Node:
         runtime = JobRuntime(info, None, Transcript(job_id, self.address))
         if self.address in info.committee:
             # Expected providers: every node Active in the registry when the job was posted.
-            expected = frozenset(a for a, p in self.directory.items() if p.active)
+            expected = frozenset(a for a, p in self.follower.directory.items() if p.active)
             runtime.member = CommitteeJob(info, self.address, expected)
         self.jobs[job_id] = runtime
         self.job_seen.setdefault(job_id, asyncio.Event()).set()
@@ -469,10 +378,10 @@ async def run_node(config: NodeConfig, *, exit_with_parent: bool = False) -> Non
     server, port = await serve(app, config.host, config.port)
     node.endpoint = config.public_endpoint or f"http://{config.host}:{port}"
     start_block = await asyncio.to_thread(lambda: node.w3.eth.block_number)
-    await asyncio.to_thread(node.load_directory)
+    await asyncio.to_thread(node.follower.load_directory)
     await node.client.health(node.endpoint)  # warm up the HTTP stack before the first job
     await node.ensure_registered()
-    watcher = asyncio.get_running_loop().create_task(node.watch(start_block + 1))
+    watcher = asyncio.get_running_loop().create_task(node.follower.watch(start_block + 1))
     print(json.dumps({"event": "ready", "address": node.address, "endpoint": node.endpoint,
                       "pid": os.getpid()}), flush=True)
     stop = asyncio.Event()

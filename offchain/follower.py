@@ -1,0 +1,136 @@
+"""Following the market contract: a registry directory and the ordered event stream.
+
+The registry is the PKI: a node trusts a peer's encryption key and endpoint only as the chain
+states them. The follower reads the whole registry once at start-up, then applies registry events
+(NodeRegistered, NodeExitRequested, NodeExited) in chain order, so at each JobPosted event the
+directory is the registry as of that block. Job events go to a callback.
+
+New blocks are announced by an ``eth_subscribe("newHeads")`` websocket subscription (anvil serves
+websockets on its HTTP port); each wake costs one eth_blockNumber and, when blocks were added, one
+eth_getLogs. Without a websocket it polls every ``poll_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from web3 import AsyncWeb3, Web3
+from web3.providers.persistent import WebSocketProvider
+
+from offchain.chain.events import EventDecoder
+from offchain.chain.market import MarketClient
+
+log = logging.getLogger("mpc.follower")
+
+
+@dataclass
+class PeerInfo:
+    address: str
+    enc_key: bytes
+    endpoint: str
+    active: bool
+
+
+
+class ChainFollower:
+    """Registry directory plus market events; ``on_job`` is called for each JobPosted event,
+    after every registry change that precedes it on chain."""
+
+    def __init__(self, w3: Web3, market: MarketClient, *, rpc_url: str, ws_url: str | None,
+                 poll_interval_s: float, on_job: Callable[[dict[str, Any]], None]) -> None:
+        self.w3 = w3
+        self.market = market
+        self.ws_url = ws_url or "ws" + rpc_url.removeprefix("http")
+        self.poll_interval_s = poll_interval_s
+        self.on_job = on_job
+        self.events = EventDecoder(market.contract)
+        # The registry as of the last processed block, kept current from registry events.
+        self.directory: dict[str, PeerInfo] = {}
+        self.poke = asyncio.Event()
+        self.push_connected = False
+
+    async def peer(self, address: str) -> PeerInfo | None:
+        """Registry entry of ``address``, or None if not registered. Served from the directory
+        that registry events keep current; an address not in it (registered in a block not yet
+        processed) is looked up on chain."""
+        info = self.directory.get(address)
+        if info is not None:
+            return info
+        node = await asyncio.to_thread(self.market.get_node, address)
+        if node.status == 0:
+            return None
+        info = PeerInfo(address, node.enc_key, node.endpoint, node.status == 1)
+        self.directory[address] = info
+        return info
+
+    def load_directory(self) -> None:
+        """Read every registered node from the registry (blocking; at start-up)."""
+        self.directory = {n.address: PeerInfo(n.address, n.enc_key, n.endpoint, n.status == 1)
+                          for n in self.market.list_nodes()}
+
+    def on_registry_event(self, ev: dict[str, Any]) -> None:
+        node = Web3.to_checksum_address(ev["node"])
+        if ev["event"] == "NodeRegistered":
+            self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
+        elif ev["event"] == "NodeExitRequested" and node in self.directory:
+            self.directory[node].active = False
+        elif ev["event"] == "NodeExited":
+            self.directory.pop(node, None)
+
+    async def watch(self, from_block: int) -> None:
+        """Follow the market's events from ``from_block`` on, in chain order.
+
+        Wakes on every new block announced over the websocket subscription (``_heads``), on a
+        poke (a message for a job not seen yet), and otherwise every second; without a websocket
+        it polls every ``poll_interval_s``. Each wake costs one eth_blockNumber, plus one
+        eth_getLogs when blocks were added.
+        """
+        next_block = from_block
+        heads = asyncio.get_running_loop().create_task(self._heads())
+        try:
+            while True:
+                self.poke.clear()  # before syncing, so a poke during the sync is not lost
+                try:
+                    latest = await asyncio.to_thread(lambda: self.w3.eth.block_number)
+                    if latest >= next_block:
+                        events = await asyncio.to_thread(self.events.fetch, next_block, latest)
+                        next_block = latest + 1
+                        for ev in events:  # in chain order: the directory is current at each job
+                            if ev["event"] == "JobPosted":
+                                self.on_job(ev)
+                            elif ev["event"].startswith("Node"):
+                                self.on_registry_event(ev)
+                except Exception:  # keep watching through transient RPC errors
+                    log.exception("chain poll failed")
+                wait_s = 1.0 if self.push_connected else self.poll_interval_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.poke.wait(), wait_s)
+        finally:
+            heads.cancel()
+
+    async def _heads(self) -> None:
+        """Poke the watcher on every new block (eth_subscribe newHeads over a websocket)."""
+        url = self.ws_url
+        while True:
+            try:
+                async with AsyncWeb3(WebSocketProvider(url)) as w3:
+                    await w3.eth.subscribe("newHeads")
+                    self.push_connected = True
+                    self.poke.set()
+                    async for _ in w3.socket.process_subscriptions():
+                        self.poke.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.push_connected:
+                    log.warning("block subscription lost (%s); polling", exc)
+                else:
+                    log.info("no block subscription at %s (%s); polling every %.3f s", url, exc,
+                             self.poll_interval_s)
+            self.push_connected = False
+            await asyncio.sleep(5.0)
