@@ -164,7 +164,8 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @param datasetId keccak256 of the dataset name.
     /// @param query The query text, 1..256 bytes.
     /// @param committee Committee addresses, strictly ascending, 2..32 of them, all Active.
-    /// @param threshold Shamir threshold t, 1 <= t < committee.length; t+1 signatures finalize.
+    /// @param threshold Shamir threshold t, 1 <= t and 2t+1 <= committee.length (honest
+    ///        majority); t+1 signatures finalize.
     /// @param minProviders Minimal number of contributing providers (>= 1).
     /// @param timeoutS Seconds until the deadline, 1..maxTimeoutS.
     /// @return jobId The new job's id (jobCount after the increment; the first job is 1).
@@ -397,7 +398,11 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         if (qlen == 0 || qlen > MAX_QUERY_BYTES) revert InvalidQuery();
         uint256 n = committee.length;
         if (n < MIN_COMMITTEE || n > MAX_COMMITTEE) revert InvalidCommitteeSize(n);
-        if (threshold == 0 || threshold >= n) revert InvalidThreshold(threshold, n);
+        // Honest majority: with n >= 2t+1, the t+1 honest openings in any 2t+1 consistent ones
+        // pin down the sharing polynomial, so a corrupt member's wrong share is always caught.
+        // With n <= 2t, t corrupt members can make an honest member reconstruct (and sign) a
+        // value of their choice.
+        if (threshold == 0 || 2 * uint256(threshold) >= n) revert InvalidThreshold(threshold, n);
         address prev = address(0);
         for (uint256 i = 0; i < n; ++i) {
             address member = committee[i];

@@ -52,7 +52,9 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
 
     /// @notice A node registered with `stakeWei` locked, X25519 key `encKey` and `endpoint`.
     event NodeRegistered(address indexed node, uint256 stakeWei, bytes32 encKey, string endpoint);
-    /// @notice A node asked to leave; its stake can be withdrawn from `exitAt` (unix seconds).
+    /// @notice A node changed its endpoint.
+    event NodeEndpointUpdated(address indexed node, string endpoint);
+    /// @notice A node asked to leave; its stake unlocks at `exitAt` (unix seconds).
     event NodeExitRequested(address indexed node, uint256 exitAt);
     /// @notice A node left and was paid back `stakeWei` plus its unpaid `rewardsWei`.
     event NodeExited(address indexed node, uint256 stakeWei, uint256 rewardsWei);
@@ -78,15 +80,15 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     /// @param encKey The node's X25519 public key (32 bytes, must be nonzero).
     /// @param endpoint Where peers reach the node (e.g. "http://host:port"), 1..256 bytes.
     /// @dev Reverts StakeTooLow(sent, min) if msg.value < minStakeWei, InvalidEncryptionKey() if
-    ///      encKey is zero, InvalidEndpoint() if endpoint is empty or longer than 256 bytes,
+    ///      encKey is zero, InvalidEndpoint() if endpoint is empty, longer than 256 bytes
+    ///      or not printable ASCII without spaces,
     ///      AlreadyRegistered(node) if the caller is Active or Exiting, and
     ///      SafeCastOverflowedUintDowncast if msg.value does not fit 96 bits.
     ///      Rewards left from an earlier registration are kept. Emits NodeRegistered.
     function register(bytes32 encKey, string calldata endpoint) external payable {
         if (msg.value < minStakeWei) revert StakeTooLow(msg.value, minStakeWei);
         if (encKey == bytes32(0)) revert InvalidEncryptionKey();
-        uint256 len = bytes(endpoint).length;
-        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert InvalidEndpoint();
+        _checkEndpoint(endpoint);
         Node storage n = _nodes[msg.sender];
         if (n.status != NodeStatus.None) revert AlreadyRegistered(msg.sender);
 
@@ -97,6 +99,30 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
         _nodeList.push(msg.sender);
         _listPos[msg.sender] = _nodeList.length;
         emit NodeRegistered(msg.sender, msg.value, encKey, endpoint);
+    }
+
+    /// @notice Change the caller's peer endpoint (e.g. after a restart on another port).
+    /// @dev Reverts NotRegistered(node) if the caller is not registered (Active or Exiting),
+    ///      InvalidEndpoint() as in register. Emits NodeEndpointUpdated(node, endpoint).
+    function updateEndpoint(string calldata endpoint) external {
+        _checkEndpoint(endpoint);
+        Node storage n = _nodes[msg.sender];
+        if (n.status == NodeStatus.None) revert NotRegistered(msg.sender);
+        n.endpoint = endpoint;
+        emit NodeEndpointUpdated(msg.sender, endpoint);
+    }
+
+    /// @dev 1..MAX_ENDPOINT_BYTES bytes of printable ASCII without spaces (0x21..0x7e), so that
+    ///      every client can decode it (a non-UTF-8 string would break ABI decoding of getNode
+    ///      and of the registry's logs for everyone).
+    function _checkEndpoint(string calldata endpoint) private pure {
+        bytes calldata b = bytes(endpoint);
+        uint256 len = b.length;
+        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert InvalidEndpoint();
+        for (uint256 i = 0; i < len; ++i) {
+            bytes1 c = b[i];
+            if (c < 0x21 || c > 0x7e) revert InvalidEndpoint();
+        }
     }
 
     /// @notice Start leaving: Active -> Exiting; the stake unlocks after exitDelayS seconds.

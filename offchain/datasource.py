@@ -65,7 +65,9 @@ class CsvSource:
 
     path: Path
 
-    def _rows(self) -> tuple[list[str], list[list[str]]]:
+    def records(self) -> tuple[list[str], list[list[str]]]:
+        """The header and the data rows as raw text (blank lines skipped). DataSourceError if
+        the file cannot be read, is empty, or repeats a column name."""
         try:
             with open(self.path, newline="", encoding="utf-8-sig") as f:
                 rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
@@ -79,10 +81,10 @@ class CsvSource:
         return header, rows[1:]
 
     def columns(self) -> list[str]:
-        return self._rows()[0]
+        return self.records()[0]
 
     def read_columns(self, names: Sequence[str]) -> list[tuple[Decimal, ...]]:
-        header, rows = self._rows()
+        header, rows = self.records()
         idx = _check_names(str(self.path), header, names)
         if not rows:
             raise DataSourceError(f"{self.path}: header only, no data rows")
@@ -94,7 +96,7 @@ class CsvSource:
                 raise DataSourceError(
                     f"{self.path}: row {r} has {len(row)} fields, the header has {len(header)}"
                 )
-            out.append(tuple(_parse(row[i], str(self.path), names[k], r)
+            out.append(tuple(_parse(row[i].strip(), str(self.path), names[k], r)
                              for k, i in enumerate(idx)))
         return out
 

@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,8 +100,11 @@ def validate(opts: DemoOptions) -> tuple[list[str], list[list[str]]]:
     if n > p:
         raise DemoError(f"--committee {n} is larger than --providers {p}: the committee is "
                         "drawn from the registered nodes")
-    if not 1 <= t < n:
+    if t < 1 or t >= n:
         raise DemoError(f"--threshold must satisfy 1 <= T < N (got T={t}, N={n})")
+    if n < 2 * t + 1:
+        raise DemoError(f"--committee {n} is too small for --threshold {t}: an honest majority "
+                        f"needs N >= 2T+1 = {2 * t + 1}")
     try:
         spec = parse_query(opts.query)
     except QueryError as exc:
@@ -108,7 +112,7 @@ def validate(opts: DemoOptions) -> tuple[list[str], list[list[str]]]:
     source = CsvSource(opts.data)
     try:
         values = source.read_columns(spec.columns)
-        header, rows = source._rows()
+        header, rows = source.records()
     except DataSourceError as exc:
         raise DemoError(str(exc)) from exc
     if len(rows) < p:
@@ -261,8 +265,12 @@ class DemoNetwork:
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.stack.close()
+        # The run directory holds node keys and slices of the data: remove it after a clean
+        # run, keep it (for its node logs) after a failure.
+        if exc_type is None and getattr(self, "run_dir", None) is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _start(self) -> None:
         opts, p = self.opts, self.opts.providers
@@ -330,7 +338,7 @@ class DemoNetwork:
         latency_s = time.perf_counter() - t0
         if finalized is None:
             raise DemoError(f"job {job_id} was not finalized within {opts.timeout_s} s; "
-                            f"node logs are in {self.run_dir}")
+                            f"node logs are kept in {self.run_dir}")
         aggregates = [int(a) for a in finalized["aggregates"]]
         values = open_source(opts.data).read_columns(spec.columns)
         return DemoResult(

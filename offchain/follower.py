@@ -1,9 +1,9 @@
 """Following the market contract: a registry directory and the ordered event stream.
 
 The registry is the PKI: a node trusts a peer's encryption key and endpoint only as the chain
-states them. The follower reads the whole registry once at start-up, then applies registry events
-(NodeRegistered, NodeExitRequested, NodeExited) in chain order, so at each JobPosted event the
-directory is the registry as of that block. Job events go to a callback.
+states them. The follower reads the whole registry once at start-up, then applies registry
+events (NodeRegistered, NodeEndpointUpdated, NodeExitRequested, NodeExited) in chain order, so at
+each JobPosted event the directory is the registry as of that block. Job events go to a callback.
 
 New blocks are announced by an ``eth_subscribe("newHeads")`` websocket subscription (anvil serves
 websockets on its HTTP port); each wake costs one eth_blockNumber and, when blocks were added, one
@@ -38,8 +38,9 @@ class PeerInfo:
 
 
 class ChainFollower:
-    """Registry directory plus market events; ``on_job`` is called for each JobPosted event,
-    after every registry change that precedes it on chain."""
+    """Registry directory plus market events; ``on_job`` is called for each job event
+    (JobPosted, JobFinalized, JobRefunded), after every registry change that precedes it on
+    chain."""
 
     def __init__(self, w3: Web3, market: MarketClient, *, rpc_url: str, ws_url: str | None,
                  poll_interval_s: float, on_job: Callable[[dict[str, Any]], None]) -> None:
@@ -77,6 +78,8 @@ class ChainFollower:
         node = Web3.to_checksum_address(ev["node"])
         if ev["event"] == "NodeRegistered":
             self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
+        elif ev["event"] == "NodeEndpointUpdated" and node in self.directory:
+            self.directory[node].endpoint = ev["endpoint"]
         elif ev["event"] == "NodeExitRequested" and node in self.directory:
             self.directory[node].active = False
         elif ev["event"] == "NodeExited":
@@ -101,7 +104,7 @@ class ChainFollower:
                         events = await asyncio.to_thread(self.events.fetch, next_block, latest)
                         next_block = latest + 1
                         for ev in events:  # in chain order: the directory is current at each job
-                            if ev["event"] == "JobPosted":
+                            if ev["event"].startswith("Job"):
                                 self.on_job(ev)
                             elif ev["event"].startswith("Node"):
                                 self.on_registry_event(ev)

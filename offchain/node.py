@@ -47,6 +47,7 @@ from offchain.follower import ChainFollower
 from offchain.keys import NodeKeys
 from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal
 from offchain.protocol.messages import (
+    AgreePayload,
     DeclinePayload,
     OpenPayload,
     PayloadError,
@@ -59,11 +60,12 @@ from offchain.protocol.messages import (
     h32,
 )
 from offchain.query import QueryError, local_aggregates, parse_query
-from offchain.transcript import Transcript
+from offchain.transcript import ROUND_ORDER, Transcript
 from offchain.transport import DeliveryError, PeerClient, make_app, serve
 
 log = logging.getLogger("mpc.node")
 ROLE_PROVIDER_KINDS = ("share", "decline")
+JOB_RETENTION_S = 30.0  # how long a settled job's state is kept in memory
 
 
 @dataclass
@@ -96,24 +98,30 @@ class Node:
         self.follower = ChainFollower(self.w3, self.market, rpc_url=config.rpc_url,
                                       ws_url=config.ws_url,
                                       poll_interval_s=config.poll_interval_s,
-                                      on_job=self.on_job_posted)
+                                      on_job=self.on_job_event)
         self.client = PeerClient()
         self.endpoint = ""
         self.tx_lock = asyncio.Lock()
 
     # -- chain helpers -------------------------------------------------------------------------
     async def ensure_registered(self) -> None:
+        """Register (if configured) or check the registration: the registered encryption key
+        must be ours, and a changed endpoint (a restart on another port) is updated on chain."""
         node = await asyncio.to_thread(self.market.get_node, self.address)
         if node.status != 0:
             if node.enc_key != self.keys.enc_public_key:
                 raise RuntimeError("registered encryption key differs from the key file")
+            if node.endpoint != self.endpoint:
+                tx = await asyncio.to_thread(self.market.update_endpoint, self.account,
+                                             self.endpoint)
+                log.info("endpoint updated to %s (tx %s)", self.endpoint, tx.hash)
             return
         stake = self.config.register_stake_wei
         if stake is None:
             raise RuntimeError(f"{self.address} is not registered and no register_stake_wei set")
         tx = await asyncio.to_thread(self.market.register, self.account,
                                      self.keys.enc_public_key, self.endpoint, stake)
-        log.info("registered", extra={"tx": tx.hash, "gas_used": tx.gas_used})
+        log.info("registered (tx %s, gas %d)", tx.hash, tx.gas_used)
 
     # -- sending -------------------------------------------------------------------------------
     async def send(self, job: JobRuntime, kind: str, recipient: str, payload: Any) -> None:
@@ -125,7 +133,7 @@ class Node:
                         job_id=job.info.job_id, kind=kind, sender=self.address,
                         recipient=recipient)
         envelope = seal(header, encode_payload(payload), self.account, peer.enc_key)
-        if kind in ("share", "decline", "received", "open") and job.member is not None:
+        if kind in ROUND_ORDER:  # every node keeps what it sent and received
             job.transcript.record(kind, self.address, recipient, envelope_digest(envelope),
                                   envelope)
         if recipient == self.address:
@@ -161,10 +169,13 @@ class Node:
             return 403, "sender not registered"
         job = await self.wait_job(header.job_id)
         if job is None:
+            log.warning("dropped %s from %s: unknown job %d", header.kind, sender, header.job_id)
             return 404, "unknown job"
         in_committee = sender in job.info.committee
         if header.kind in ROLE_PROVIDER_KINDS:
             if job.member is None:
+                log.warning("dropped %s from %s: not in job %d's committee", header.kind, sender,
+                            header.job_id)
                 return 403, "this node is not in the job's committee"
         elif not in_committee or job.member is None:
             log.warning("dropped %s from non-member %s", header.kind, sender)
@@ -208,6 +219,8 @@ class Node:
             member.add_decline(sender)
         elif isinstance(payload, ReceivedPayload):
             member.add_received(sender, {p: bytes.fromhex(c[2:]) for p, c in payload.inputs})
+        elif isinstance(payload, AgreePayload):
+            member.add_agreement(sender, bytes.fromhex(payload.inputs_hash[2:]))
         elif isinstance(payload, OpenPayload):
             member.add_open(sender, bytes.fromhex(payload.inputs_hash[2:]),
                             [int(s, 16) for s in payload.sum_shares])
@@ -226,9 +239,26 @@ class Node:
         self.follower.poke.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(seen.wait(), timeout_s)
+        if job_id not in self.jobs:
+            self.job_seen.pop(job_id, None)  # a bogus job id leaves nothing behind
         return self.jobs.get(job_id)
 
     # -- chain watcher -------------------------------------------------------------------------
+    def on_job_event(self, ev: dict[str, Any]) -> None:
+        if ev["event"] == "JobPosted":
+            self.on_job_posted(ev)
+        elif ev["event"] in ("JobFinalized", "JobRefunded"):
+            # Settled on chain: keep the runtime a little longer for stragglers, then drop it
+            # and its replay records so a long-running node does not grow without bound.
+            asyncio.get_running_loop().call_later(JOB_RETENTION_S, self.forget_job,
+                                                  int(ev["job_id"]))
+
+    def forget_job(self, job_id: int) -> None:
+        """Drop a settled job's in-memory state (its transcript is on disk)."""
+        self.jobs.pop(job_id, None)
+        self.job_seen.pop(job_id, None)
+        self.replay.forget_job(job_id)
+
     def on_job_posted(self, ev: dict[str, Any]) -> None:
         job_id = int(ev["job_id"])
         if job_id in self.jobs:
@@ -259,8 +289,13 @@ class Node:
             if job.member is not None:
                 tasks.append(self.serve_committee(job))
             await asyncio.gather(*tasks)
+        except ProtocolError as exc:
+            log.warning("job %d aborted: %s", job.info.job_id, exc)
         except Exception:
             log.exception("job %d failed", job.info.job_id)
+        finally:
+            if job.transcript.entries:  # kept also for aborted jobs (what was sent/received)
+                job.transcript.save(self.config.state_dir / "transcripts")
 
     async def provide(self, job: JobRuntime) -> None:
         info = job.info
@@ -313,19 +348,25 @@ class Node:
                         info.job_id, len(member.inputs) + len(member.declined),
                         len(member.expected_providers))
         phase(f"round 1 done ({len(member.inputs)} inputs, {len(member.declined)} declined)")
-        pairs = sorted(member.my_received().items(), key=lambda pc: int(pc[0], 16))
+        pairs = member.freeze()  # S is computed from this snapshot, whatever arrives later
         await self.broadcast(job, "received", ReceivedPayload(
             inputs=[(p, h32(c)) for p, c in pairs]))
         await self.until(job, lambda: len(member.received) == n, self.config.round_timeout_s)
         phase(f"round 2 done ({len(member.received)} lists)")
-        agreed = member.agreed_inputs()
+        agreed = member.agreed_inputs()  # raises if members hold different inputs
         inputs_hash = eip712.inputs_hash(agreed)
         total = member.sum_share(agreed)  # raises when too few providers: nothing is opened
+        await self.broadcast(job, "agree", AgreePayload(inputs_hash=h32(inputs_hash)))
+        await self.until(job, lambda: len(member.agreements) == n, self.config.round_timeout_s)
+        if not member.agreed_by_quorum(inputs_hash):
+            raise ProtocolError(f"no quorum of {member.agreement_quorum} members on the input "
+                                "set; nothing is opened")
+        phase(f"round 3 done ({len(member.agreements)} agreements)")
         await self.broadcast(job, "open", OpenPayload(inputs_hash=h32(inputs_hash),
                                                       sum_shares=[hex(s) for s in total]))
         await self.until(job, lambda: len(member.matching_opens(inputs_hash)) == n,
                          self.config.round_timeout_s)
-        phase(f"round 3 done ({len(member.matching_opens(inputs_hash))} openings)")
+        phase(f"round 4 done ({len(member.matching_opens(inputs_hash))} openings)")
         aggregates = member.reconstruct(inputs_hash)
         result_hash = eip712.result_hash(aggregates)
         root = job.transcript.root()
@@ -338,7 +379,7 @@ class Node:
         await self.until(job, lambda: len(member.matching_signatures(result_hash,
                                                                       inputs_hash)) == n,
                          self.config.round_timeout_s)
-        phase(f"round 4 done; aggregates opened over {len(agreed)} providers")
+        phase(f"round 5 done; aggregates opened over {len(agreed)} providers")
         await self.submit(job, aggregates, agreed, result_hash, inputs_hash)
 
     async def submit(self, job: JobRuntime, aggregates: list[int],

@@ -21,7 +21,7 @@ from typing import Any
 from offchain.merkle import merkle_root
 
 #: Protocol rounds in order; a kind's position orders the transcript's leaves.
-ROUND_ORDER = ("share", "decline", "received", "open")
+ROUND_ORDER = ("share", "decline", "received", "agree", "open")
 
 
 @dataclass

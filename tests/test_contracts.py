@@ -107,7 +107,7 @@ def test_register_zero_key(env: Env) -> None:
         env.market.register(env.unregistered[0], bytes(32), "http://x", MIN_STAKE_WEI)
 
 
-@pytest.mark.parametrize("endpoint", ["", "h" * 257])
+@pytest.mark.parametrize("endpoint", ["", "h" * 257, "http://a b", "http://\u00e9", "a\nb"])
 def test_register_bad_endpoint(env: Env, endpoint: str) -> None:
     with reverts("InvalidEndpoint"):
         env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
@@ -116,6 +116,27 @@ def test_register_bad_endpoint(env: Env, endpoint: str) -> None:
 def test_register_endpoint_of_256_bytes_is_accepted(env: Env) -> None:
     env.market.register(env.unregistered[0], KEY, "h" * 256, MIN_STAKE_WEI)
     assert env.market.get_node(env.unregistered[0].address).endpoint == "h" * 256
+
+
+def test_update_endpoint(env: Env) -> None:
+    node = env.nodes[0]
+    block = env.w3.eth.block_number
+    env.market.update_endpoint(node, "http://127.0.0.1:4242")
+    assert env.market.get_node(node.address).endpoint == "http://127.0.0.1:4242"
+    logs = env.market.contract.events.NodeEndpointUpdated().get_logs(from_block=block + 1)
+    assert [(lg["args"]["node"], lg["args"]["endpoint"]) for lg in logs] == [
+        (node.address, "http://127.0.0.1:4242")]
+    env.market.request_exit(node)  # an Exiting node may still move
+    env.market.update_endpoint(node, "http://127.0.0.1:4343")
+    assert env.market.get_node(node.address).endpoint == "http://127.0.0.1:4343"
+
+
+def test_update_endpoint_failures(env: Env) -> None:
+    with reverts("NotRegistered", env.unregistered[0].address):
+        env.market.update_endpoint(env.unregistered[0], "http://x")
+    for bad in ("", "h" * 257, "http://\u00ff"):
+        with reverts("InvalidEndpoint"):
+            env.market.update_endpoint(env.nodes[0], bad)
 
 
 def test_register_duplicate(env: Env) -> None:
@@ -303,10 +324,19 @@ def test_post_job_invalid_committee_size(env: Env, size: int) -> None:
         )
 
 
-@pytest.mark.parametrize("threshold", [0, 3, 4])
+@pytest.mark.parametrize("threshold", [0, 2, 3, 4])
 def test_post_job_invalid_threshold(env: Env, threshold: int) -> None:
+    """1 <= t and n >= 2t+1: with n=3 only t=1 is allowed (t=2 would let two corrupt members
+    steer what the honest one reconstructs)."""
     with reverts("InvalidThreshold", threshold, 3):
         env.post(threshold=threshold)
+
+
+def test_post_job_threshold_two_needs_five_members(env: Env) -> None:
+    with reverts("InvalidThreshold", 2, 4):
+        env.post(env.committee(4), threshold=2)
+    job_id, _ = env.post(env.committee(5), threshold=2)
+    assert env.market.get_job(job_id).threshold == 2
 
 
 def test_post_job_committee_not_sorted(env: Env) -> None:
@@ -472,9 +502,11 @@ def test_finalize_unknown_job(env: Env) -> None:
 
 
 def test_finalize_too_few_signatures(env: Env) -> None:
-    job_id, _ = env.post(threshold=2)
+    job_id, _ = env.post(env.committee(5), threshold=2)
+    args = _finalize_args(env, job_id, signers=env.committee(2))
+    args["committee"] = [m.address for m in by_address(env.committee(5))]
     with reverts("TooFewSignatures", 2, 3):
-        _finalize(env, **_finalize_args(env, job_id, signers=env.committee(2)))
+        _finalize(env, **args)
 
 
 def test_finalize_duplicate_signer(env: Env) -> None:

@@ -26,6 +26,11 @@ def test_csv_reads_exact_decimals(tmp_path: Path) -> None:
                                             (Decimal("4.50"), Decimal("-300"))]
 
 
+def test_csv_tolerates_blanks_around_values(tmp_path: Path) -> None:
+    src = CsvSource(write(tmp_path, "a, b\n1, 2\n 3 ,4\n"))
+    assert src.read_columns(["b"]) == [(Decimal(2),), (Decimal(4),)]
+
+
 def test_shipped_dataset() -> None:
     src = CsvSource(ROOT / "data" / "wdbc.csv")
     assert len(src.columns()) == 31

@@ -89,6 +89,27 @@ def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
     assert any("only 5 providers contributed; the job needs 6" in p.read_text() for p in logs)
 
 
+def test_a_non_utf8_query_does_not_stop_the_nodes(network: DemoNetwork) -> None:
+    """Anyone can post a job whose query string is not UTF-8 (the ABI does not check). Nodes
+    must skip that one log and keep following the chain: the next job still completes."""
+    from eth_abi.abi import encode
+    from eth_utils.crypto import keccak
+
+    w3, buyer = network.w3, network.buyer
+    selector = keccak(text="postJob(bytes32,string,address[],uint8,uint16,uint40)")[:4]
+    data = selector + encode(["bytes32", "bytes", "address[]", "uint8", "uint16", "uint40"],
+                             [eip712.dataset_id("wdbc"), b"count\xff", network.registered[:3],
+                              1, 1, 60])
+    tx = {"to": network.market.address, "data": data, "value": 10**15, "gas": 300_000,
+          "chainId": w3.eth.chain_id, "nonce": w3.eth.get_transaction_count(buyer.address),
+          "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}
+    tx_hash = w3.eth.send_raw_transaction(buyer.sign_transaction(tx).raw_transaction)
+    assert w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+    assert network.run_job("count").result == 569
+    logs = [p.read_text() for p in network.run_dir.glob("node-*/node.log")]
+    assert any("skipping undecodable JobPosted log" in text for text in logs)
+
+
 def test_cast_audit_script(network: DemoNetwork) -> None:
     """scripts/cast-audit.sh checks a finished job with Foundry's cast alone; it fails on a job
     that was never finalized."""
@@ -156,6 +177,7 @@ def test_cli_json_demo() -> None:
     (["--data", "{empty}"], "empty"),
     (["--providers", "3", "--min-providers", "4"], "smaller than --min-providers"),
     (["--threshold", "3", "--committee", "3"], "1 <= T < N"),
+    (["--threshold", "2", "--committee", "4"], "needs N >= 2T+1 = 5"),
     (["--committee", "6", "--providers", "5"], "larger than --providers"),
     (["--query", "histogram:mean_radius:10,5,20"], "strictly increasing"),
     (["--data", "{missing}"], "cannot read"),

@@ -33,22 +33,20 @@ def make_job(committee: list[str], t: int, min_providers: int, query: str) -> Jo
                    deadline=2**40)
 
 
-def run_rounds(job: JobInfo, provider_rows: dict[str, list[tuple[Decimal, ...]]],
-               equivocator: str | None = None) -> dict[str, CommitteeJob]:
+def run_rounds(job: JobInfo,
+               provider_rows: dict[str, list[tuple[Decimal, ...]]]) -> dict[str, CommitteeJob]:
     """Every provider deals to every member; members exchange received lists and openings."""
     members = {m: CommitteeJob(job, m, frozenset(provider_rows)) for m in job.committee}
     for p, rows in provider_rows.items():
         contribution = deal(job, p, local_aggregates(job.query, rows))
         for i, m in enumerate(job.committee):
-            commitment = contribution.commitment
-            if p == equivocator and i == 0:
-                commitment = b"\xee" * 32  # tells member 0 a different commitment
-            members[m].add_input(p, contribution.shares[i], commitment, DUMMY_SIG)
+            members[m].add_input(p, contribution.shares[i], contribution.commitment, DUMMY_SIG)
     for m in members.values():
         assert m.round1_complete()
     for sender in members.values():
+        view = dict(sender.freeze())
         for receiver in members.values():
-            receiver.add_received(sender.me, sender.my_received())
+            receiver.add_received(sender.me, view)
     for sender in members.values():
         agreed = sender.agreed_inputs()
         share = sender.sum_share(agreed)
@@ -71,21 +69,84 @@ def test_committee_opens_the_total() -> None:
     assert statistic(job.query, expected) > 0
 
 
-def test_equivocating_provider_is_dropped_and_min_providers_enforced() -> None:
+def test_equivocating_provider_aborts_and_min_providers_enforced() -> None:
+    """A provider telling members different commitments makes every member abort (dropping it
+    would let one corrupt member drop honest providers the same way)."""
     committee, providers = addresses(3), addresses(3)
     job = make_job(committee, 1, 2, "sum:x")
     rows = {p: [(Decimal(k + 1),)] for k, p in enumerate(providers)}
-    members = run_rounds(job, rows, equivocator=providers[1])
-    m = next(iter(members.values()))
-    agreed = m.agreed_inputs()
-    assert providers[1] not in [p for p, _ in agreed] and len(agreed) == 2
-    total = m.reconstruct(eip712.inputs_hash(agreed))
-    assert total[0] == 2  # two rows, one per remaining provider
+    members = {m: CommitteeJob(job, m, frozenset(providers)) for m in committee}
+    for p, r in rows.items():
+        contribution = deal(job, p, local_aggregates(job.query, r))
+        for i, m in enumerate(committee):
+            commitment = b"\xee" * 32 if (p == providers[1] and i == 0) else contribution.commitment
+            members[m].add_input(p, contribution.shares[i], commitment, DUMMY_SIG)
+    for sender in members.values():
+        for receiver in members.values():
+            receiver.add_received(sender.me, dict(sender.freeze()))
+    for m in members.values():
+        with pytest.raises(ProtocolError, match="reports other inputs"):
+            m.agreed_inputs()
 
-    strict = make_job(committee, 1, 3, "sum:x")
+    strict = make_job(committee, 1, 4, "sum:x")
     member = CommitteeJob(strict, committee[0], frozenset(providers))
-    with pytest.raises(ProtocolError, match="only 2 providers"):
-        member.sum_share(agreed)
+    with pytest.raises(ProtocolError, match="only 3 providers"):
+        member.sum_share([(p, b"\x00" * 32) for p in providers])
+
+
+def test_split_input_sets_are_refused() -> None:
+    """The reviewer's attack: a corrupt member C tells A a received list without P1 and B the
+    full list, hoping A opens over S minus P1 and B over S (their difference is P1's vector).
+    A sees that C's list differs from its own and aborts; B sees nothing wrong with C's list,
+    but A never reports agreement, so with n=3, t=1 (quorum 3) B never opens either."""
+    committee, providers = addresses(3), addresses(3)
+    a, b, c = committee
+    job = make_job(committee, 1, 2, "sum:x")
+    members = {m: CommitteeJob(job, m, frozenset(providers)) for m in committee}
+    for k, p in enumerate(providers):
+        contribution = deal(job, p, [1, 100 * (k + 1)])
+        for i, m in enumerate(committee):
+            members[m].add_input(p, contribution.shares[i], contribution.commitment, DUMMY_SIG)
+    full = dict(members[c].freeze())
+    without_p1 = {p: h for p, h in full.items() if p != providers[0]}
+    for m in (a, b):
+        view = dict(members[m].freeze())
+        for other in (a, b):
+            members[other].add_received(m, view)
+    members[a].add_received(c, without_p1)
+    members[b].add_received(c, full)
+    with pytest.raises(ProtocolError, match="reports other inputs"):
+        members[a].agreed_inputs()
+    agreed_b = members[b].agreed_inputs()
+    h = eip712.inputs_hash(agreed_b)
+    members[b].add_agreement(b, h)
+    members[b].add_agreement(c, h)  # the corrupt member agrees; A never does
+    assert members[b].agreement_quorum == 3
+    assert not members[b].agreed_by_quorum(h)
+
+
+def test_agreement_quorum_tolerates_a_crash_when_n_is_5() -> None:
+    committee = addresses(5)
+    job = make_job(committee, 1, 1, "count")
+    m = CommitteeJob(job, committee[0], frozenset())
+    assert m.agreement_quorum == 4  # floor((5 + 1) / 2) + 1
+    h = b"\x01" * 32
+    for member in committee[:3]:
+        m.add_agreement(member, h)
+    m.add_agreement(committee[3], b"\x02" * 32)
+    assert not m.agreed_by_quorum(h)
+    m.add_agreement(committee[4], h)
+    assert m.agreed_by_quorum(h)
+
+
+def test_late_share_does_not_change_the_frozen_view() -> None:
+    committee, providers = addresses(3), addresses(2)
+    job = make_job(committee, 1, 1, "count")
+    m = CommitteeJob(job, committee[0], frozenset(providers))
+    m.add_input(providers[0], [1], b"\x01" * 32, DUMMY_SIG)
+    frozen = m.freeze()
+    m.add_input(providers[1], [1], b"\x02" * 32, DUMMY_SIG)  # arrives after `received`
+    assert m.my_received() == dict(frozen) and providers[1] not in m.my_received()
 
 
 def test_wrong_opening_is_detected() -> None:

@@ -3,17 +3,22 @@
 Nodes follow the chain by polling: one ``eth_blockNumber`` per interval and, only when new blocks
 exist, one ``eth_getLogs`` over the market address for the new range. Every log is decoded by its
 first topic (the event signature hash) against the contract ABI; logs the ABI does not know are
-skipped. Order is (block, log index), i.e. the order in which the state changes happened.
+skipped, and so is a log that does not decode (anyone can put non-UTF-8 bytes in a string
+argument), with a warning. Order is (block, log index), i.e. the order in which the state changes
+happened.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from eth_typing import ABIEvent
 from eth_utils.abi import event_abi_to_log_topic
 from hexbytes import HexBytes
 from web3.contract import Contract
+
+_log = logging.getLogger("mpc.events")
 
 
 def plain_value(value: Any) -> Any:
@@ -59,7 +64,14 @@ class EventDecoder:
             name = self.by_topic.get(bytes(log["topics"][0]))
             if name is None:
                 continue
-            event = self.contract.events[name]().process_log(log)
+            try:
+                event = self.contract.events[name]().process_log(log)
+            except Exception as exc:  # e.g. a string argument that is not UTF-8
+                # Anyone can emit arbitrary bytes into a log (a query, an endpoint); one bad log
+                # must not stop a node from following every later event.
+                log_ = "0x" + bytes(log["transactionHash"]).hex()
+                _log.warning("skipping undecodable %s log in tx %s: %s", name, log_, exc)
+                continue
             entry: dict[str, Any] = {
                 "event": name,
                 "block_number": int(log["blockNumber"]),

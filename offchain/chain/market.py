@@ -184,6 +184,12 @@ class MarketClient:
         fn = self.contract.functions.register(bytes(enc_key), endpoint)
         return self._tx.send("register", account, fn, value=stake_wei)
 
+    def update_endpoint(self, account: LocalAccount, endpoint: str) -> TxResult:
+        """Change ``account``'s registered endpoint. Raises ContractRevert NotRegistered /
+        InvalidEndpoint."""
+        return self._tx.send("updateEndpoint", account,
+                             self.contract.functions.updateEndpoint(endpoint))
+
     def request_exit(self, account: LocalAccount) -> TxResult:
         """Active -> Exiting (stake withdrawable after exit_delay_s). Raises ContractRevert
         NotRegistered / NotActive."""

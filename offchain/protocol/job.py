@@ -7,13 +7,16 @@ Roles (a node can be both):
   the n committee members: member i (committee sorted by address, 1-based) gets the evaluations
   at x = i. One message per member, so the round count does not depend on the number of providers.
 
-* **Committee member** — four rounds, each a single all-to-all exchange among the n members:
+* **Committee member** — after collecting the providers' shares, four all-to-all exchanges among
+  the n members:
 
   1. ``share``/``decline`` from every provider (wait until every expected provider answered, or a
      collection timeout);
-  2. ``received``: the (provider, commitment) pairs it holds; the *agreed inputs* S are the pairs
-     every responding member holds with the same commitment (a provider that equivocated on its
-     commitment is dropped);
+  2. ``received``: the (provider, commitment) pairs it holds, frozen at that moment; the
+     *agreed inputs* S are those pairs if every responding member holds exactly the same ones,
+     and the job aborts otherwise (see ``agreed_inputs``);
+     ``agree``: the hash of S; a member goes on only once a Byzantine quorum of members
+     reported the same hash (see ``agreement_quorum``);
   3. ``open``: if |S| >= the job's minimum providers, its share of sum_{p in S} a_p (additively
      homomorphic: the sum of shares is a share of the sum); from min(n, 2t+1) mutually consistent
      such shares every member reconstructs the total by Lagrange interpolation (t+1 would
@@ -114,6 +117,8 @@ class CommitteeJob:
     inputs: dict[str, ProviderInput] = field(default_factory=dict)
     declined: set[str] = field(default_factory=set)
     received: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    frozen: dict[str, bytes] | None = None
+    agreements: dict[str, bytes] = field(default_factory=dict)
     opens: dict[str, tuple[bytes, list[int]]] = field(default_factory=dict)
     signatures: dict[str, tuple[bytes, bytes, bytes, eip712.Sig]] = field(default_factory=dict)
 
@@ -134,19 +139,54 @@ class CommitteeJob:
         return self.expected_providers <= (set(self.inputs) | self.declined)
 
     def my_received(self) -> dict[str, bytes]:
-        """The (provider -> commitment) pairs this member holds."""
+        """The (provider -> commitment) pairs this member holds; once frozen, the snapshot it
+        announced (shares arriving later are ignored, or this member's S could drift away from
+        what the others agreed on)."""
+        if self.frozen is not None:
+            return dict(self.frozen)
         return {p: i.commitment for p, i in self.inputs.items()}
+
+    def freeze(self) -> list[tuple[str, bytes]]:
+        """Freeze and return this member's (provider, commitment) pairs, ascending."""
+        self.frozen = self.my_received()
+        return sorted(self.frozen.items(), key=lambda pc: int(pc[0], 16))
 
     # -- round 2 -----------------------------------------------------------------------------
     def add_received(self, member: str, pairs: dict[str, bytes]) -> None:
         self.received[member] = pairs
 
     def agreed_inputs(self) -> list[tuple[str, bytes]]:
-        """S: pairs held by this member and every member that reported, with equal commitments;
-        sorted ascending by provider address (the contract's order)."""
-        views = [self.my_received(), *(v for m, v in self.received.items() if m != self.me)]
-        agreed = [(p, c) for p, c in views[0].items() if all(v.get(p) == c for v in views[1:])]
-        return sorted(agreed, key=lambda pc: int(pc[0], 16))
+        """S: the (provider, commitment) pairs, ascending by provider address (the contract's
+        order), provided every member that reported holds exactly the same pairs as this one.
+
+        ProtocolError otherwise. Excluding the providers some member lacks would let a single
+        corrupt member drop any honest provider from S, and comparing the result with another
+        job's over the same data would then expose that provider's vector; an equivocating
+        provider (different commitments to different members) likewise aborts the job.
+        """
+        mine = self.my_received()
+        for member, view in self.received.items():
+            if member != self.me and view != mine:
+                missing = sorted(set(mine) ^ set(view)) or [
+                    p for p in mine if view.get(p) != mine[p]]
+                raise ProtocolError(f"{member} reports other inputs than this member "
+                                    f"(first difference: {missing[0]})")
+        return sorted(mine.items(), key=lambda pc: int(pc[0], 16))
+
+    @property
+    def agreement_quorum(self) -> int:
+        """floor((n + t) / 2) + 1 matching inputs hashes before a member opens. Two such quorums
+        share more than t members, hence an honest one, so no two honest members ever open
+        over different input sets (which would reveal the difference between the sums)."""
+        return (len(self.job.committee) + self.job.threshold) // 2 + 1
+
+    def add_agreement(self, member: str, inputs_hash: bytes) -> None:
+        self.agreements[member] = inputs_hash
+
+    def agreed_by_quorum(self, inputs_hash: bytes) -> bool:
+        """Whether at least :attr:`agreement_quorum` members reported ``inputs_hash``."""
+        votes = sum(1 for h in self.agreements.values() if h == inputs_hash)
+        return votes >= self.agreement_quorum
 
     # -- round 3 -----------------------------------------------------------------------------
     def sum_share(self, agreed: Sequence[tuple[str, bytes]]) -> list[int]:

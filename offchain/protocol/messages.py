@@ -12,6 +12,7 @@ Kinds, in protocol order (all rounds are independent of the number of providers)
 - ``decline``   provider -> committee member: "I contribute nothing to this job" (no such dataset,
                 or the query does not fit my data), so members need not wait for a timeout.
 - ``received``  member -> member: which (provider, input commitment) pairs it received.
+- ``agree``     member -> member: the hash of the input set S it will open over.
 - ``open``      member -> member: its share of the sum over the agreed providers.
 - ``signature`` member -> member: its EIP-712 ResultCommitment signature.
 """
@@ -94,6 +95,10 @@ class ReceivedPayload(_Payload):
     inputs: list[tuple[Address, Hash32]] = Field(max_length=4096)
 
 
+class AgreePayload(_Payload):
+    inputs_hash: Hash32
+
+
 class OpenPayload(_Payload):
     inputs_hash: Hash32
     sum_shares: list[FieldHex] = Field(min_length=1, max_length=MAX_VECTOR)
@@ -110,6 +115,7 @@ PAYLOADS: dict[str, type[_Payload]] = {
     "share": SharePayload,
     "decline": DeclinePayload,
     "received": ReceivedPayload,
+    "agree": AgreePayload,
     "open": OpenPayload,
     "signature": SignaturePayload,
 }
