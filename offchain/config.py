@@ -54,6 +54,7 @@ class NodeConfig(BaseModel):
     poll_interval_s: float = Field(default=0.02, gt=0, le=10)
     collect_timeout_s: float = Field(default=10.0, gt=0, le=600)
     round_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    straggler_grace_s: float = Field(default=0.25, ge=0, le=60)
     submit_backoff_s: float = Field(default=3.0, ge=0, le=600)
 
     @field_validator("ws_url")

@@ -61,6 +61,7 @@ class DemoOptions:
     min_providers: int | None = None
     rpc_url: str | None = None
     timeout_s: int = 120
+    collect_timeout_s: float = 10.0  # how long members wait for every registered provider
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _chain(opts: DemoOptions) -> Iterator[str]:
 
 
 def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str]],
-               rpc_url: str, market: str) -> tuple[Path, NodeKeys]:
+               rpc_url: str, market: str, collect_timeout_s: float) -> tuple[Path, NodeKeys]:
     """Write node ``index``'s directory: keys, its slice of data (CSV or SQLite), config."""
     node_dir = run_dir / f"node-{index}"
     node_dir.mkdir(parents=True)
@@ -159,6 +160,7 @@ def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str
         "rpc_url": rpc_url, "market": market, "keys_file": "keys.json",
         "host": "127.0.0.1", "port": 0, "datasets": {DATASET_NAME: dataset},
         "register_stake_wei": STAKE_WEI, "state_dir": "state",
+        "collect_timeout_s": collect_timeout_s,
     }
     (node_dir / "config.json").write_text(json.dumps(config, indent=2))
     return node_dir, keys
@@ -295,7 +297,7 @@ class DemoNetwork:
                  f"(CSV or SQLite) under {self.run_dir}")
         for i in range(p):
             node_dir, keys = _provision(self.run_dir, i, self.header, slices[i], self.rpc_url,
-                                        self.market.address)
+                                        self.market.address, opts.collect_timeout_s)
             tx_hash = _transfer(w3, deployer, keys.address, 2 * STAKE_WEI)
             self.txs.append(_receipt_tx(w3, f"fund node-{i}", tx_hash))
             self.nodes.start(node_dir)

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,7 @@ class Node:
         self.client = PeerClient()
         self.endpoint = ""
         self.tx_lock = asyncio.Lock()
+        self.deliveries: set[asyncio.Task[None]] = set()  # in-flight background deliveries
 
     # -- chain helpers -------------------------------------------------------------------------
     async def ensure_registered(self) -> None:
@@ -125,6 +127,9 @@ class Node:
 
     # -- sending -------------------------------------------------------------------------------
     async def send(self, job: JobRuntime, kind: str, recipient: str, payload: Any) -> None:
+        """Seal ``payload`` for ``recipient`` and record it in the job's transcript; deliver it to
+        ourselves at once and to a peer in a background task (with retries until the round
+        timeout), so a dead or slow peer never holds up the protocol."""
         peer = await self.follower.peer(recipient)
         if peer is None:
             log.warning("recipient %s not registered; not sending %s", recipient, kind)
@@ -141,8 +146,15 @@ class Node:
             if status != 202:
                 log.error("self-delivery of %s failed: %s", kind, reason)
             return
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(kind, recipient, peer.endpoint, envelope))
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
+
+    async def _deliver(self, kind: str, recipient: str, endpoint: str,
+                       envelope: dict[str, Any]) -> None:
         try:
-            status = await self.client.send(peer.endpoint, envelope,
+            status = await self.client.send(endpoint, envelope,
                                             deadline_s=self.config.round_timeout_s)
             if status != 202:
                 log.warning("%s to %s answered HTTP %d", kind, recipient, status)
@@ -322,7 +334,7 @@ class Node:
                 commitment=h32(contribution.commitment),
                 commitment_sig=SigModel.of(sig)))
             for i, member in enumerate(info.committee)))
-        log.info("job %d: shares of %d local rows sent in %.0f ms", info.job_id, len(rows),
+        log.info("job %d: shares of %d local rows dealt in %.0f ms", info.job_id, len(rows),
                  (time.perf_counter() - t0) * 1e3)
 
     async def until(self, job: JobRuntime, predicate: Any, timeout_s: float) -> bool:
@@ -333,11 +345,20 @@ class Node:
             except TimeoutError:
                 return bool(predicate())
 
+    async def gather(self, job: JobRuntime, count: Callable[[], int], need: int) -> int:
+        """Wait until ``count()`` reaches ``need`` (what the round requires, up to the round
+        timeout), then at most ``straggler_grace_s`` more for the rest of the committee; a dead
+        member costs one grace period per round, not a timeout. Returns the final count."""
+        n = len(job.info.committee)
+        await self.until(job, lambda: count() >= need, self.config.round_timeout_s)
+        if count() >= need:
+            await self.until(job, lambda: count() >= n, self.config.straggler_grace_s)
+        return count()
+
     async def serve_committee(self, job: JobRuntime) -> None:
         member = job.member
         assert member is not None
         info = job.info
-        n = len(info.committee)
         t0 = time.perf_counter()
 
         def phase(name: str) -> None:
@@ -351,21 +372,21 @@ class Node:
         pairs = member.freeze()  # S is computed from this snapshot, whatever arrives later
         await self.broadcast(job, "received", ReceivedPayload(
             inputs=[(p, h32(c)) for p, c in pairs]))
-        await self.until(job, lambda: len(member.received) == n, self.config.round_timeout_s)
+        await self.gather(job, lambda: len(member.received), member.agreement_quorum)
         phase(f"round 2 done ({len(member.received)} lists)")
         agreed = member.agreed_inputs()  # raises if members hold different inputs
         inputs_hash = eip712.inputs_hash(agreed)
         total = member.sum_share(agreed)  # raises when too few providers: nothing is opened
         await self.broadcast(job, "agree", AgreePayload(inputs_hash=h32(inputs_hash)))
-        await self.until(job, lambda: len(member.agreements) == n, self.config.round_timeout_s)
+        await self.gather(job, lambda: len(member.agreements), member.agreement_quorum)
         if not member.agreed_by_quorum(inputs_hash):
             raise ProtocolError(f"no quorum of {member.agreement_quorum} members on the input "
                                 "set; nothing is opened")
         phase(f"round 3 done ({len(member.agreements)} agreements)")
         await self.broadcast(job, "open", OpenPayload(inputs_hash=h32(inputs_hash),
                                                       sum_shares=[hex(s) for s in total]))
-        await self.until(job, lambda: len(member.matching_opens(inputs_hash)) == n,
-                         self.config.round_timeout_s)
+        await self.gather(job, lambda: len(member.matching_opens(inputs_hash)),
+                          member.openings_needed)
         phase(f"round 4 done ({len(member.matching_opens(inputs_hash))} openings)")
         aggregates = member.reconstruct(inputs_hash)
         result_hash = eip712.result_hash(aggregates)
@@ -376,9 +397,8 @@ class Node:
         await self.broadcast(job, "signature", SignaturePayload(
             result_hash=h32(result_hash), inputs_hash=h32(inputs_hash),
             transcript_root=h32(root), sig=SigModel.of(sig)))
-        await self.until(job, lambda: len(member.matching_signatures(result_hash,
-                                                                      inputs_hash)) == n,
-                         self.config.round_timeout_s)
+        await self.gather(job, lambda: len(member.matching_signatures(result_hash, inputs_hash)),
+                          info.threshold + 1)
         phase(f"round 5 done; aggregates opened over {len(agreed)} providers")
         await self.submit(job, aggregates, agreed, result_hash, inputs_hash)
 

@@ -138,10 +138,12 @@ def test_nodes_reject_bad_messages(network: DemoNetwork) -> None:
     forged = seal(header, b'{"reason":"x"}', outsider, info.enc_key)
     assert httpx.post(url, json=forged).status_code == 403  # unregistered sender
 
-    transcript = json.loads(next(network.run_dir.glob(
-        f"node-*/state/transcripts/job-{r.job_id}.json")).read_text())
-    received = next(m for m in transcript["messages"] if m["recipient"] == transcript["node"]
-                    and m["sender"] != transcript["node"])
+    # a committee member's transcript holds envelopes it received from other nodes
+    transcripts = [json.loads(p.read_text()) for p in network.run_dir.glob(
+        f"node-*/state/transcripts/job-{r.job_id}.json")]
+    transcript, received = next(
+        (t, m) for t in transcripts for m in t["messages"]
+        if m["recipient"] == t["node"] and m["sender"] != t["node"])
     node_url = network.market.get_node(transcript["node"]).endpoint + "/v1/peer"
     env = received["envelope"]
     assert httpx.post(node_url, json=env).status_code == 409  # replayed
@@ -237,3 +239,27 @@ def test_interrupt_stops_devnet_and_nodes(signame: str) -> None:
     assert err.strip().splitlines()[-1].startswith("error: interrupted")
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} still running"
+
+
+def test_a_committee_member_dying_does_not_stop_the_job() -> None:
+    """Sneak's ring never completes when a node dies. Here, with N=5, T=1, one committee member
+    (also a provider) is killed before the job: the other four agree (quorum 4), open (3
+    needed) and finalize; the chain records 4 contributing providers, and the count is exactly
+    the surviving providers' rows."""
+    import os
+    import signal
+
+    opts = DemoOptions(providers=5, committee=5, threshold=1, min_providers=4, timeout_s=60,
+                       collect_timeout_s=2.0)
+    header, rows = validate(opts)
+    with DemoNetwork(opts, header, rows) as net:
+        victim = 2
+        os.kill(net.nodes.procs[victim].pid, signal.SIGKILL)
+        net.nodes.procs[victim].wait()
+        r = net.run_job("count")
+        victim_rows = len(rows[victim * len(rows) // 5:(victim + 1) * len(rows) // 5])
+        assert r.contributors == 4
+        assert r.result == 569 - victim_rows
+        job = net.market.get_job(r.job_id)
+        assert bin(job.signer_mask).count("1") == 4  # the dead member did not sign
+        assert r.latency_s < 15  # a grace period per round, not a timeout per round
