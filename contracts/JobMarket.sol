@@ -78,8 +78,8 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
 
     /// @notice Longest query (bytes).
     uint256 public constant MAX_QUERY_BYTES = 256;
-    /// @notice Smallest committee.
-    uint256 public constant MIN_COMMITTEE = 2;
+    /// @notice Smallest committee (t >= 1 and n >= 2t+1).
+    uint256 public constant MIN_COMMITTEE = 3;
     /// @notice Largest committee (the signer mask is 32 bits).
     uint256 public constant MAX_COMMITTEE = 32;
     /// @notice Most aggregates a result may carry.
@@ -163,7 +163,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @notice Post a job with msg.value (wei) as escrow.
     /// @param datasetId keccak256 of the dataset name.
     /// @param query The query text, 1..256 bytes.
-    /// @param committee Committee addresses, strictly ascending, 2..32 of them, all Active.
+    /// @param committee Committee addresses, strictly ascending, 3..32 of them, all Active.
     /// @param threshold Shamir threshold t, 1 <= t and 2t+1 <= committee.length (honest
     ///        majority); t+1 signatures finalize.
     /// @param minProviders Minimal number of contributing providers (>= 1).

@@ -55,6 +55,7 @@ class NodeConfig(BaseModel):
     collect_timeout_s: float = Field(default=10.0, gt=0, le=600)
     round_timeout_s: float = Field(default=10.0, gt=0, le=600)
     straggler_grace_s: float = Field(default=0.25, ge=0, le=60)
+    deadline_margin_s: float = Field(default=5.0, ge=0, le=3600)
     submit_backoff_s: float = Field(default=3.0, ge=0, le=600)
 
     @field_validator("ws_url")

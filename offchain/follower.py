@@ -52,22 +52,28 @@ class ChainFollower:
         self.events = EventDecoder(market.contract)
         # The registry as of the last processed block, kept current from registry events.
         self.directory: dict[str, PeerInfo] = {}
+        self.lookups: dict[str, PeerInfo] = {}  # on-demand registry reads, ahead of events
         self.poke = asyncio.Event()
         self.push_connected = False
 
     async def peer(self, address: str) -> PeerInfo | None:
         """Registry entry of ``address``, or None if not registered. Served from the directory
         that registry events keep current; an address not in it (registered in a block not yet
-        processed) is looked up on chain."""
-        info = self.directory.get(address)
+        processed) is looked up on chain and kept in a separate cache, so that the directory
+        itself always reflects the chain in event order (job provider sets are taken from it)."""
+        info = self.directory.get(address) or self.lookups.get(address)
         if info is not None:
             return info
         node = await asyncio.to_thread(self.market.get_node, address)
         if node.status == 0:
             return None
         info = PeerInfo(address, node.enc_key, node.endpoint, node.status == 1)
-        self.directory[address] = info
+        self.lookups[address] = info
         return info
+
+    def active_nodes(self) -> frozenset[str]:
+        """Nodes Active in the registry as of the last processed event."""
+        return frozenset(a for a, p in self.directory.items() if p.active)
 
     def load_directory(self) -> None:
         """Read every registered node from the registry (blocking; at start-up)."""
@@ -76,6 +82,7 @@ class ChainFollower:
 
     def on_registry_event(self, ev: dict[str, Any]) -> None:
         node = Web3.to_checksum_address(ev["node"])
+        self.lookups.pop(node, None)  # the event stream has caught up with this node
         if ev["event"] == "NodeRegistered":
             self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
         elif ev["event"] == "NodeEndpointUpdated" and node in self.directory:

@@ -74,6 +74,7 @@ class JobRuntime:
     info: JobInfo
     member: CommitteeJob | None
     transcript: Transcript
+    expected: frozenset[str] = frozenset()  # providers: Active nodes when the job was posted
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
@@ -284,10 +285,11 @@ class Node:
                        committee=tuple(Web3.to_checksum_address(a) for a in ev["committee"]),
                        threshold=int(ev["threshold"]), min_providers=int(ev["min_providers"]),
                        deadline=int(ev["deadline"]))
-        runtime = JobRuntime(info, None, Transcript(job_id, self.address))
+        # Expected providers: every node Active in the registry as of the job's block (the
+        # follower applies events in chain order, so all nodes compute the same set).
+        expected = self.follower.active_nodes()
+        runtime = JobRuntime(info, None, Transcript(job_id, self.address), expected)
         if self.address in info.committee:
-            # Expected providers: every node Active in the registry when the job was posted.
-            expected = frozenset(a for a, p in self.follower.directory.items() if p.active)
             runtime.member = CommitteeJob(info, self.address, expected)
         self.jobs[job_id] = runtime
         self.job_seen.setdefault(job_id, asyncio.Event()).set()
@@ -312,6 +314,10 @@ class Node:
     async def provide(self, job: JobRuntime) -> None:
         info = job.info
         t0 = time.perf_counter()
+        if self.address not in job.expected:  # e.g. Exiting, or registered after the job
+            log.info("job %d: not an expected provider (not Active when it was posted)",
+                     info.job_id)
+            return
         held = self.sources.get(info.dataset_id)
         if held is None:
             await self.broadcast(job, "decline", DeclinePayload(reason="dataset not held"))
@@ -374,15 +380,24 @@ class Node:
             inputs=[(p, h32(c)) for p, c in pairs]))
         await self.gather(job, lambda: len(member.received), member.agreement_quorum)
         phase(f"round 2 done ({len(member.received)} lists)")
-        agreed = member.agreed_inputs()  # raises if members hold different inputs
+        for other in member.view_differences():
+            log.warning("job %d: %s reports other inputs than ours", info.job_id, other)
+        agreed = member.agreed_inputs()
         inputs_hash = eip712.inputs_hash(agreed)
         total = member.sum_share(agreed)  # raises when too few providers: nothing is opened
         await self.broadcast(job, "agree", AgreePayload(inputs_hash=h32(inputs_hash)))
-        await self.gather(job, lambda: len(member.agreements), member.agreement_quorum)
+        await self.gather(job, lambda: member.votes_for(inputs_hash), member.agreement_quorum)
         if not member.agreed_by_quorum(inputs_hash):
             raise ProtocolError(f"no quorum of {member.agreement_quorum} members on the input "
                                 "set; nothing is opened")
-        phase(f"round 3 done ({len(member.agreements)} agreements)")
+        phase(f"round 3 done ({member.votes_for(inputs_hash)} matching agreements)")
+        # Fair exchange: never open when the result could not be finalized any more (a buyer
+        # colluding with a member would learn it and still reclaim the escrow).
+        chain_now = await asyncio.to_thread(
+            lambda: int(self.w3.eth.get_block("latest")["timestamp"]))
+        if chain_now + self.config.deadline_margin_s >= info.deadline:
+            raise ProtocolError(f"too close to the deadline ({info.deadline - chain_now} s "
+                                "left); nothing is opened")
         await self.broadcast(job, "open", OpenPayload(inputs_hash=h32(inputs_hash),
                                                       sum_shares=[hex(s) for s in total]))
         await self.gather(job, lambda: len(member.matching_opens(inputs_hash)),
@@ -390,7 +405,7 @@ class Node:
         phase(f"round 4 done ({len(member.matching_opens(inputs_hash))} openings)")
         aggregates = member.reconstruct(inputs_hash)
         result_hash = eip712.result_hash(aggregates)
-        root = job.transcript.root()
+        root = job.transcript.seal()  # the kept transcript is exactly the one signed
         job.transcript.save(self.config.state_dir / "transcripts")
         sig = eip712.sign_result_commitment(self.account, self.domain, info.job_id, result_hash,
                                             inputs_hash, root)

@@ -34,10 +34,20 @@ class Transcript:
     job_id: int
     node: str
     entries: dict[tuple[str, str, str], tuple[bytes, dict[str, Any]]] = field(default_factory=dict)
+    sealed: bool = False
+
+    def seal(self) -> bytes:
+        """Stop recording and return the root: a member calls this when it signs the root, so
+        the transcript it keeps is exactly the one it signed (stragglers are not added)."""
+        self.sealed = True
+        return self.root()
 
     def record(self, kind: str, sender: str, recipient: str, digest: bytes,
                envelope: dict[str, Any]) -> None:
-        """Record one message. Raises ValueError for an unknown kind or a conflicting duplicate."""
+        """Record one message (ignored once sealed). Raises ValueError for an unknown kind or a
+        conflicting duplicate."""
+        if self.sealed:
+            return
         if kind not in ROUND_ORDER:
             raise ValueError(f"kind {kind!r} is not part of the transcript")
         key = (kind, sender, recipient)

@@ -131,6 +131,18 @@ def test_update_endpoint(env: Env) -> None:
     assert env.market.get_node(node.address).endpoint == "http://127.0.0.1:4343"
 
 
+@pytest.mark.parametrize("endpoint,ok", [("!", True), ("~", True), ("h" * 255 + "~", True),
+                                         ("a\x7fb", False), ("a\x20b", False),
+                                         ("\x00", False)])
+def test_endpoint_printable_ascii_boundaries(env: Env, endpoint: str, ok: bool) -> None:
+    if ok:
+        env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
+        assert env.market.get_node(env.unregistered[0].address).endpoint == endpoint
+    else:
+        with reverts("InvalidEndpoint"):
+            env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
+
+
 def test_update_endpoint_failures(env: Env) -> None:
     with reverts("NotRegistered", env.unregistered[0].address):
         env.market.update_endpoint(env.unregistered[0], "http://x")
@@ -308,7 +320,7 @@ def test_post_job_invalid_query(env: Env, query: str) -> None:
         env.post(query=query)
 
 
-@pytest.mark.parametrize("size", [1, 33])
+@pytest.mark.parametrize("size", [1, 2, 33])
 def test_post_job_invalid_committee_size(env: Env, size: int) -> None:
     members = [a.address for a in by_address(env.nodes)] * 3
     with reverts("InvalidCommitteeSize", size):

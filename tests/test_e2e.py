@@ -110,6 +110,27 @@ def test_a_non_utf8_query_does_not_stop_the_nodes(network: DemoNetwork) -> None:
     assert any("skipping undecodable JobPosted log" in text for text in logs)
 
 
+def test_restarted_node_updates_its_endpoint(network: DemoNetwork) -> None:
+    """A provider restarts from its config file (port 0: a new port). It updates its endpoint
+    on chain, the other nodes follow the NodeEndpointUpdated event, and the next job still
+    gets all 5 providers' contributions."""
+    i = 1
+    address = network.nodes.ready[i]["address"]
+    old_endpoint = network.market.get_node(address).endpoint
+    old = network.nodes.procs[i]
+    old.terminate()
+    old.wait(timeout=10)
+    network.nodes.start(network.run_dir / f"node-{i}")
+    proc = network.nodes.procs[-1]
+    assert proc.stdout is not None
+    ready = json.loads(proc.stdout.readline())
+    assert ready["address"] == address
+    assert ready["endpoint"] != old_endpoint
+    assert network.market.get_node(address).endpoint == ready["endpoint"]
+    r = network.run_job("count")
+    assert r.contributors == 5 and r.result == 569
+
+
 def test_cast_audit_script(network: DemoNetwork) -> None:
     """scripts/cast-audit.sh checks a finished job with Foundry's cast alone; it fails on a job
     that was never finalized."""

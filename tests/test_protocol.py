@@ -69,24 +69,23 @@ def test_committee_opens_the_total() -> None:
     assert statistic(job.query, expected) > 0
 
 
-def test_equivocating_provider_aborts_and_min_providers_enforced() -> None:
-    """A provider telling members different commitments makes every member abort (dropping it
-    would let one corrupt member drop honest providers the same way)."""
+def test_equivocating_provider_gets_no_quorum_and_min_providers_enforced() -> None:
+    """A provider telling members different commitments makes their input sets differ: no
+    hash reaches the quorum, so nobody opens."""
     committee, providers = addresses(3), addresses(3)
     job = make_job(committee, 1, 2, "sum:x")
-    rows = {p: [(Decimal(k + 1),)] for k, p in enumerate(providers)}
     members = {m: CommitteeJob(job, m, frozenset(providers)) for m in committee}
-    for p, r in rows.items():
-        contribution = deal(job, p, local_aggregates(job.query, r))
+    for k, p in enumerate(providers):
+        contribution = deal(job, p, [1, k + 1])
         for i, m in enumerate(committee):
             commitment = b"\xee" * 32 if (p == providers[1] and i == 0) else contribution.commitment
             members[m].add_input(p, contribution.shares[i], commitment, DUMMY_SIG)
-    for sender in members.values():
-        for receiver in members.values():
-            receiver.add_received(sender.me, dict(sender.freeze()))
+    votes = {m: eip712.inputs_hash(members[m].freeze()) for m in committee}
     for m in members.values():
-        with pytest.raises(ProtocolError, match="reports other inputs"):
-            m.agreed_inputs()
+        for voter, h in votes.items():
+            m.add_agreement(voter, h)
+    assert members[committee[0]].agreement_quorum == 3
+    assert not any(m.agreed_by_quorum(votes[m.me]) for m in members.values())
 
     strict = make_job(committee, 1, 4, "sum:x")
     member = CommitteeJob(strict, committee[0], frozenset(providers))
@@ -94,11 +93,24 @@ def test_equivocating_provider_aborts_and_min_providers_enforced() -> None:
         member.sum_share([(p, b"\x00" * 32) for p in providers])
 
 
+def test_only_expected_providers_are_accepted() -> None:
+    """Shares from a node that was not Active when the job was posted (Exiting, or registered
+    later) are refused, so they cannot make the members' frozen views differ."""
+    committee, providers = addresses(3), addresses(2)
+    m = CommitteeJob(make_job(committee, 1, 1, "count"), committee[0], frozenset(providers))
+    stranger = addresses(1)[0]
+    with pytest.raises(ProtocolError, match="not an expected provider"):
+        m.add_input(stranger, [1], b"\x01" * 32, DUMMY_SIG)
+    with pytest.raises(ProtocolError, match="not an expected provider"):
+        m.add_decline(stranger)
+    assert m.my_received() == {}
+
+
 def test_split_input_sets_are_refused() -> None:
-    """The reviewer's attack: a corrupt member C tells A a received list without P1 and B the
-    full list, hoping A opens over S minus P1 and B over S (their difference is P1's vector).
-    A sees that C's list differs from its own and aborts; B sees nothing wrong with C's list,
-    but A never reports agreement, so with n=3, t=1 (quorum 3) B never opens either."""
+    """The first review's attack: corrupt C tells A a received list without P1 and B the full
+    list, hoping A opens over S minus P1 and B over S (their difference is P1's vector). Each
+    honest member votes for its own frozen set, whatever C reports: A and B both vote H(S).
+    Whatever C votes, A and B reach the quorum for the same hash or not at all."""
     committee, providers = addresses(3), addresses(3)
     a, b, c = committee
     job = make_job(committee, 1, 2, "sum:x")
@@ -110,19 +122,19 @@ def test_split_input_sets_are_refused() -> None:
     full = dict(members[c].freeze())
     without_p1 = {p: h for p, h in full.items() if p != providers[0]}
     for m in (a, b):
-        view = dict(members[m].freeze())
-        for other in (a, b):
-            members[other].add_received(m, view)
+        members[m].freeze()
     members[a].add_received(c, without_p1)
     members[b].add_received(c, full)
-    with pytest.raises(ProtocolError, match="reports other inputs"):
-        members[a].agreed_inputs()
-    agreed_b = members[b].agreed_inputs()
-    h = eip712.inputs_hash(agreed_b)
-    members[b].add_agreement(b, h)
-    members[b].add_agreement(c, h)  # the corrupt member agrees; A never does
-    assert members[b].agreement_quorum == 3
-    assert not members[b].agreed_by_quorum(h)
+    assert members[a].view_differences() == [c]  # logged, not acted upon
+    h_a = eip712.inputs_hash(members[a].agreed_inputs())
+    h_b = eip712.inputs_hash(members[b].agreed_inputs())
+    assert h_a == h_b  # C could not make the honest members' sets differ
+    h_bad = eip712.inputs_hash(sorted(without_p1.items(), key=lambda pc: int(pc[0], 16)))
+    for c_vote in (h_bad, h_a):
+        for m in (a, b):
+            members[m].agreements = {a: h_a, b: h_b, c: c_vote}
+        opened = {m: members[m].agreed_by_quorum(h_a) for m in (a, b)}
+        assert opened[a] == opened[b] == (c_vote == h_a)
 
 
 def test_agreement_quorum_tolerates_a_crash_when_n_is_5() -> None:
@@ -196,11 +208,11 @@ def test_openings_needed_is_2t_plus_1() -> None:
 
 
 def test_wrong_share_vector_length_rejected() -> None:
-    committee = addresses(2)
+    committee, provider = addresses(3), addresses(1)[0]
     job = make_job(committee, 1, 1, "var:x")
-    m = CommitteeJob(job, committee[0], frozenset())
+    m = CommitteeJob(job, committee[0], frozenset([provider]))
     with pytest.raises(ProtocolError, match="query needs 3"):
-        m.add_input(addresses(1)[0], [1, 2], b"\x00" * 32, DUMMY_SIG)
+        m.add_input(provider, [1, 2], b"\x00" * 32, DUMMY_SIG)
 
 
 def test_input_commitment_binds_the_vector() -> None:
@@ -237,3 +249,6 @@ def test_transcript_root_is_order_independent() -> None:
         t1.record("share", b, a, b"\x09" * 32, {})
     t2.record("open", b, a, b"\x04" * 32, {})
     assert t1.root() != t2.root()
+    root = t1.seal()  # signed: later messages no longer change what is kept
+    t1.record("agree", b, a, b"\x05" * 32, {})
+    assert t1.root() == root and len(t1.entries) == 3

@@ -12,11 +12,11 @@ Roles (a node can be both):
 
   1. ``share``/``decline`` from every provider (wait until every expected provider answered, or a
      collection timeout);
-  2. ``received``: the (provider, commitment) pairs it holds, frozen at that moment; the
-     *agreed inputs* S are those pairs if every responding member holds exactly the same ones,
-     and the job aborts otherwise (see ``agreed_inputs``);
-     ``agree``: the hash of S; a member goes on only once a Byzantine quorum of members
-     reported the same hash (see ``agreement_quorum``);
+  2. ``received``: the (provider, commitment) pairs it holds, frozen at that moment (its S);
+     differences are logged, nothing more;
+     ``agree``: the hash of its S; a member goes on only once a Byzantine quorum of members
+     reported the same hash (see ``agreement_quorum``), so all honest members that open do so
+     over one and the same S;
   3. ``open``: if |S| >= the job's minimum providers, its share of sum_{p in S} a_p (additively
      homomorphic: the sum of shares is a share of the sum); from min(n, 2t+1) mutually consistent
      such shares every member reconstructs the total by Lagrange interpolation (t+1 would
@@ -125,13 +125,20 @@ class CommitteeJob:
     # -- round 1 -----------------------------------------------------------------------------
     def add_input(self, provider: str, shares: list[int], commitment: bytes,
                   sig: eip712.Sig) -> None:
-        """Accept a provider's share vector. ProtocolError if its length is not the query's L."""
+        """Accept a provider's share vector. ProtocolError if the provider is not one of the
+        job's expected providers (the registry's Active nodes when the job was posted: every
+        member uses the same set, so a late or stray contribution cannot split their views) or
+        the vector's length is not the query's L."""
+        if provider not in self.expected_providers:
+            raise ProtocolError(f"{provider} is not an expected provider of this job")
         if len(shares) != self.job.query.n_aggregates:
             raise ProtocolError(f"{provider} sent {len(shares)} shares, the query needs "
                                 f"{self.job.query.n_aggregates}")
         self.inputs[provider] = ProviderInput(shares, commitment, sig)
 
     def add_decline(self, provider: str) -> None:
+        if provider not in self.expected_providers:
+            raise ProtocolError(f"{provider} is not an expected provider of this job")
         self.declined.add(provider)
 
     def round1_complete(self) -> bool:
@@ -156,22 +163,18 @@ class CommitteeJob:
         self.received[member] = pairs
 
     def agreed_inputs(self) -> list[tuple[str, bytes]]:
-        """S: the (provider, commitment) pairs, ascending by provider address (the contract's
-        order), provided every member that reported holds exactly the same pairs as this one.
+        """S: this member's frozen (provider, commitment) pairs, ascending by provider address
+        (the contract's order). The member votes for the hash of exactly this set; whether the
+        committee opens over it is decided by the quorum of matching votes (see
+        :attr:`agreement_quorum`), never by dropping providers another member claims to lack,
+        so a corrupt member can neither exclude a chosen honest provider nor veto by
+        reporting a different list."""
+        return sorted(self.my_received().items(), key=lambda pc: int(pc[0], 16))
 
-        ProtocolError otherwise. Excluding the providers some member lacks would let a single
-        corrupt member drop any honest provider from S, and comparing the result with another
-        job's over the same data would then expose that provider's vector; an equivocating
-        provider (different commitments to different members) likewise aborts the job.
-        """
+    def view_differences(self) -> list[str]:
+        """For the log: members whose reported (provider, commitment) pairs differ from ours."""
         mine = self.my_received()
-        for member, view in self.received.items():
-            if member != self.me and view != mine:
-                missing = sorted(set(mine) ^ set(view)) or [
-                    p for p in mine if view.get(p) != mine[p]]
-                raise ProtocolError(f"{member} reports other inputs than this member "
-                                    f"(first difference: {missing[0]})")
-        return sorted(mine.items(), key=lambda pc: int(pc[0], 16))
+        return sorted(m for m, view in self.received.items() if m != self.me and view != mine)
 
     @property
     def agreement_quorum(self) -> int:
@@ -183,10 +186,13 @@ class CommitteeJob:
     def add_agreement(self, member: str, inputs_hash: bytes) -> None:
         self.agreements[member] = inputs_hash
 
+    def votes_for(self, inputs_hash: bytes) -> int:
+        """How many members reported ``inputs_hash``."""
+        return sum(1 for h in self.agreements.values() if h == inputs_hash)
+
     def agreed_by_quorum(self, inputs_hash: bytes) -> bool:
         """Whether at least :attr:`agreement_quorum` members reported ``inputs_hash``."""
-        votes = sum(1 for h in self.agreements.values() if h == inputs_hash)
-        return votes >= self.agreement_quorum
+        return self.votes_for(inputs_hash) >= self.agreement_quorum
 
     # -- round 3 -----------------------------------------------------------------------------
     def sum_share(self, agreed: Sequence[tuple[str, bytes]]) -> list[int]:
