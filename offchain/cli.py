@@ -50,7 +50,7 @@ def _print_human(r: DemoResult) -> None:
         out.print(f"equal: {r.result == r.plaintext}")
     table = Table(title="transactions", show_lines=False)
     table.add_column("name")
-    table.add_column("hash")
+    table.add_column("hash", overflow="fold", min_width=20)  # full hash, for cast
     table.add_column("gas used", justify="right")
     for tx in r.txs:
         table.add_row(tx["name"], tx["hash"], f"{tx['gas_used']:,}")
