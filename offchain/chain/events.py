@@ -53,10 +53,16 @@ class EventDecoder:
             event_abi_to_log_topic(cast(ABIEvent, e)): str(e["name"]) for e in events
         }
 
-    def fetch(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        """Decoded logs of blocks [from_block, to_block] (inclusive), in chain order."""
-        logs = self.contract.w3.eth.get_logs({"address": self.contract.address,
-                                              "fromBlock": from_block, "toBlock": to_block})
+    def fetch(self, from_block: int, to_block: int | str,
+              name: str | None = None) -> list[dict[str, Any]]:
+        """Decoded logs of blocks [from_block, to_block] (inclusive; to_block may be "latest"),
+        in chain order; only events called ``name`` if given."""
+        params: dict[str, Any] = {"address": self.contract.address, "fromBlock": from_block,
+                                  "toBlock": to_block}
+        if name is not None:
+            topic = next(t for t, n in self.by_topic.items() if n == name)
+            params["topics"] = ["0x" + topic.hex()]
+        logs = self.contract.w3.eth.get_logs(params)  # type: ignore[arg-type]
         out = []
         for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
             if not log["topics"]:

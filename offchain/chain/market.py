@@ -26,7 +26,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from offchain.chain.compile import compile_contracts
-from offchain.chain.events import plain_value, snake_case
+from offchain.chain.events import EventDecoder
 from offchain.chain.tx import (
     DEFAULT_TIP_WEI,
     ContractRevert,
@@ -151,6 +151,7 @@ class MarketClient:
         self.address = to_checksum_address(address)
         self.abi: list[dict[str, Any]] = list(abi) if abi is not None else _market_abi()
         self.contract: Contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self._logs = EventDecoder(self.contract)
         self._decoder = ErrorDecoder(self.abi)
         self._tx = TxSender(w3, self._decoder, tip_wei)
         self.chain_id: int = self._tx.chain_id
@@ -368,18 +369,9 @@ class MarketClient:
     # ------------------------------------------------------------------ events
 
     def _events(self, name: str, from_block: int, to_block: int | str) -> list[dict[str, Any]]:
-        event = getattr(self.contract.events, name)
-        logs = event.get_logs(from_block=from_block, to_block=to_block)
-        out: list[dict[str, Any]] = []
-        for log in logs:
-            entry: dict[str, Any] = {
-                "block_number": int(log["blockNumber"]),
-                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
-                "log_index": int(log["logIndex"]),
-            }
-            for key, value in log["args"].items():
-                entry[snake_case(key)] = plain_value(value)
-            out.append(entry)
+        out = self._logs.fetch(from_block, to_block, name)
+        for entry in out:
+            del entry["event"]
         return out
 
     def job_posted_events(
