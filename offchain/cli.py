@@ -3,6 +3,7 @@
     mpc-market demo [--data CSV] [--query SPEC] [--providers P] [--committee N] [--threshold T]
                     [--min-providers M] [--rpc-url URL] [--json]
     mpc-market node --config FILE
+    mpc-market keygen --out FILE
 
 Errors print one line ``error: ...`` on stderr and exit with status 2 (bad input) or 1 (failure).
 """
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from offchain.chain.compile import CompilerError
-from offchain.config import ConfigError, load_config
+from offchain.config import ConfigError, NodeConfig, load_config
 from offchain.demo import DEFAULT_DATA, DemoError, DemoOptions, DemoResult, run_demo, validate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -104,13 +105,51 @@ def demo(
 
 
 @app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="where to write the node's key file (mode 0600)")],
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Create a node key file: an Ethereum key (identity, signatures) and an X25519 key
+    (peer-message encryption), both from the OS CSPRNG. Prints the node's address."""
+    from offchain.keys import NodeKeys
+
+    if out.exists() and not force:
+        _fail(f"{out} exists; use --force to overwrite it")
+    keys = NodeKeys.generate()
+    keys.save(out)
+    print(keys.address)
+
+
+def _check_node_config(cfg: NodeConfig) -> None:
+    """Fail with one clear line before starting: keys unreadable, chain unreachable, or no
+    contract at the market address."""
+    from web3 import Web3
+
+    from offchain.chain.devnet import wait_for_rpc
+    from offchain.keys import KeyFileError, NodeKeys
+
+    try:
+        NodeKeys.load(cfg.keys_file)
+    except KeyFileError as exc:
+        _fail(f"keys_file: {exc} (create one with `mpc-market keygen --out FILE`)")
+    try:
+        wait_for_rpc(cfg.rpc_url, timeout_s=3.0)
+    except Exception as exc:
+        _fail(f"rpc_url {cfg.rpc_url} is unreachable: {exc}")
+    w3 = Web3(Web3.HTTPProvider(cfg.rpc_url))
+    if not Web3.is_address(cfg.market) or not w3.eth.get_code(
+            Web3.to_checksum_address(cfg.market)):
+        _fail(f"market {cfg.market}: no contract at this address on {cfg.rpc_url}")
+
+
+@app.command()
 def node(
     config: Annotated[Path, typer.Option(help="node config file (JSON)")],
     exit_with_parent: Annotated[bool, typer.Option(help="exit when stdin closes")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a provider node from a config file until SIGTERM/SIGINT."""
-    from offchain.node import run_node
+    from offchain.node import NodeStartError, run_node
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -119,10 +158,13 @@ def node(
         cfg = load_config(config)
     except ConfigError as exc:
         _fail(str(exc))
+    _check_node_config(cfg)
     try:
         asyncio.run(run_node(cfg, exit_with_parent=exit_with_parent))
     except KeyboardInterrupt:
         pass
+    except NodeStartError as exc:
+        _fail(str(exc), 1)
     except Exception as exc:
         logging.getLogger("mpc.node").exception("node stopped")
         _fail(f"node stopped: {exc}", 1)

@@ -43,6 +43,8 @@ class DataSource(Protocol):
 def _parse(value: object, where: str, column: str, row: int) -> Decimal:
     if isinstance(value, float):  # SQLite REAL: shortest repr is the value the writer meant
         value = repr(value)
+    elif isinstance(value, str):  # blanks around a cell are layout, not data (CSV and TEXT)
+        value = value.strip()
     try:
         return parse_decimal(str(value) if value is not None else "")
     except FixedPointError as exc:
@@ -96,7 +98,7 @@ class CsvSource:
                 raise DataSourceError(
                     f"{self.path}: row {r} has {len(row)} fields, the header has {len(header)}"
                 )
-            out.append(tuple(_parse(row[i].strip(), str(self.path), names[k], r)
+            out.append(tuple(_parse(row[i], str(self.path), names[k], r)
                              for k, i in enumerate(idx)))
         return out
 

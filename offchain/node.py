@@ -78,6 +78,10 @@ class JobRuntime:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
+class NodeStartError(RuntimeError):
+    """The node cannot start as configured (the message says why)."""
+
+
 class Node:
     """A running node. Use :func:`run_node` to start one from a config."""
 
@@ -113,7 +117,8 @@ class Node:
         node = await asyncio.to_thread(self.market.get_node, self.address)
         if node.status != 0:
             if node.enc_key != self.keys.enc_public_key:
-                raise RuntimeError("registered encryption key differs from the key file")
+                raise NodeStartError(f"{self.address} is registered with another encryption "
+                                     "key than the one in keys_file")
             if node.endpoint != self.endpoint:
                 tx = await asyncio.to_thread(self.market.update_endpoint, self.account,
                                              self.endpoint)
@@ -121,9 +126,13 @@ class Node:
             return
         stake = self.config.register_stake_wei
         if stake is None:
-            raise RuntimeError(f"{self.address} is not registered and no register_stake_wei set")
-        tx = await asyncio.to_thread(self.market.register, self.account,
-                                     self.keys.enc_public_key, self.endpoint, stake)
+            raise NodeStartError(f"{self.address} is not registered and the config sets no "
+                                 "register_stake_wei")
+        try:
+            tx = await asyncio.to_thread(self.market.register, self.account,
+                                         self.keys.enc_public_key, self.endpoint, stake)
+        except Exception as exc:  # revert (e.g. StakeTooLow), insufficient funds, RPC error
+            raise NodeStartError(f"registering {self.address} failed: {exc}") from exc
         log.info("registered (tx %s, gas %d)", tx.hash, tx.gas_used)
 
     # -- sending -------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ def test_sqlite_round_trip(tmp_path: Path) -> None:
     assert isinstance(src, SqliteSource)
     assert src.read_columns(["x"]) == [(Decimal("0.1"),), (Decimal("0.2"),)]
     assert src.read_columns([]) == [(), ()]  # a count query reads no column
+    write_sqlite(db, ["x"], [[" 1.5 "]])
+    assert open_source(db).read_columns(["x"]) == [(Decimal("1.5"),)]
     with pytest.raises(DataSourceError, match="unknown column"):
         src.read_columns(["z"])
 

@@ -194,6 +194,27 @@ def test_cli_json_demo() -> None:
     assert all(tx["gas_used"] > 0 for tx in r["txs"])
 
 
+def test_cli_demo_on_another_csv(tmp_path: Path) -> None:
+    """Any numeric CSV with a header works: negative values, 12 decimal places, exponents,
+    blanks around cells, a non-numeric column that is not queried."""
+    lines = ["site, temp_c ,pressure_hpa"]
+    for i in range(40):
+        temp = f"{(-1) ** i * (i * 1.234567890123):.12f}"
+        lines.append(f"s{i}, {temp} ,{1013.25 + i * 0.5e-1}")
+    csv_path = tmp_path / "readings.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    for query in ("var:temp_c", "pearson:temp_c,pressure_hpa", "histogram:temp_c:-50,-10,0,10,50"):
+        out = subprocess.run([EXE, "demo", "--json", "--data", str(csv_path), "--query", query,
+                              "--providers", "3", "--committee", "3"],
+                             capture_output=True, text=True, timeout=120, check=True)
+        r = json.loads(out.stdout)
+        assert r["contributors"] == 3
+        if isinstance(r["plaintext"], float):
+            assert math.isclose(r["result"], r["plaintext"], rel_tol=1e-9), (query, r)
+        else:
+            assert r["result"] == r["plaintext"], (query, r)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--query", "mean:no_such_column"], "unknown column 'no_such_column'"),
     (["--data", "{nonnumeric}", "--query", "mean:a"], "column 'a', row 2"),
