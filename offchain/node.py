@@ -1,7 +1,8 @@
 """A node process: provider and (when chosen) committee member, driven by chain events.
 
-One asyncio loop runs three things: the peer HTTP server (``offchain.transport``), a chain watcher
-polling the market contract's events, and one task per job. For each JobPosted event the node
+One asyncio loop runs three things: the peer HTTP server (``offchain.transport``), the chain
+follower (``offchain.follower``: registry directory and market events, woken by new blocks), and
+one task per job. For each JobPosted event the node
 contributes as a provider (or declines) and, if it is in the job's committee, runs the member side
 of the protocol (``offchain.protocol.job``) and finally signs and, when it is its turn, submits
 the result on chain.
@@ -9,7 +10,8 @@ the result on chain.
 Message acceptance, in this order (anything failing is dropped and logged, and changes nothing):
 envelope schema, addressee/chain/contract, sender's ECDSA signature (before decryption), AEAD
 decryption, sender registered on chain (the registry is the PKI), job known, sender's role in the
-job, replay guard, payload schema, and for ``share``/``signature`` the embedded EIP-712 signature.
+job (a provider must have been Active when the job was posted), replay guard, payload schema, and
+for ``share``/``signature`` the embedded EIP-712 signature.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Peer transport: sealed envelopes POSTed as JSON over HTTP between node processes.
 
-The server side is a Starlette app served by uvicorn on a socket the node bound itself (so the
-port is known before the node registers its endpoint on chain); the client side is an
-``httpx.AsyncClient`` with keep-alive connections. The transport moves opaque envelopes only:
+The server side is a Starlette app served by uvicorn, which binds the port itself (port 0 picks a
+free one; ``serve`` returns it so the node can register its endpoint on chain); the client side is
+an ``httpx.AsyncClient`` with keep-alive connections. The transport moves opaque envelopes only:
 authentication, decryption, replay and role checks happen in the node (``offchain.node``), which
 answers with one of the statuses below.
 
