@@ -44,6 +44,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         JobStatus status;
         uint16 providerCount;
         uint32 signerMask; // bit i set = committee[i] signed the result
+        uint64 seedRound; // beacon round whose output draws the committee
         bytes32 resultHash; // slot 4: keccak256(abi.encodePacked(int256[] aggregates))
     }
 
@@ -94,13 +95,16 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     uint256 private _nextJobId = 1;
     mapping(uint256 jobId => Job) private _jobs;
 
-    /// @notice A job was posted. `deadline` is unix seconds, `escrowWei` in wei.
+    /// @notice A job was posted. `deadline` is unix seconds, `escrowWei` in wei. Its committee of
+    ///         `committeeSize` nodes will be drawn from the output of beacon round `seedRound`
+    ///         (a round whose commit phase had not closed when the job was posted).
     event JobPosted(
         uint256 indexed jobId,
         address indexed buyer,
         bytes32 indexed datasetId,
         string query,
-        address[] committee,
+        uint8 committeeSize,
+        uint256 seedRound,
         uint8 threshold,
         uint16 minProviders,
         uint256 deadline,
@@ -118,6 +122,9 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint256 rewardPerSignerWei,
         int256[] aggregates
     );
+    /// @notice The committee of `jobId` was drawn (sorted ascending) from the nodes eligible at the
+    ///         commit block of beacon round `roundId`, with seed keccak256(abi.encode(output, jobId)).
+    event CommitteeAssigned(uint256 indexed jobId, uint256 roundId, address[] committee);
     /// @notice The buyer of an expired job got its escrow `amountWei` back.
     event JobRefunded(uint256 indexed jobId, address indexed buyer, uint256 amountWei);
 
@@ -125,8 +132,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     error InvalidQuery();
     error InvalidCommitteeSize(uint256 size);
     error InvalidThreshold(uint256 threshold, uint256 committeeSize);
-    error CommitteeNotSorted(uint256 index);
-    error InvalidMinProviders();
+        error InvalidMinProviders();
     error InvalidTimeout(uint256 timeoutS);
     error JobNotOpen(uint256 jobId);
     error DeadlinePassed(uint256 deadline);
@@ -141,6 +147,10 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     error SignersNotSorted(uint256 index);
     error NotCommitteeMember(address signer);
     error NotBuyer();
+    error CommitteeAlreadyAssigned(uint256 jobId);
+    error CommitteeNotAssigned(uint256 jobId);
+    error SeedNotReady(uint256 roundId);
+    error TooFewEligibleNodes(uint256 have, uint256 need);
 
     constructor(uint96 minPaymentWei_, uint40 maxTimeoutS_) EIP712("MPCMarket", "1") {
         minPaymentWei = minPaymentWei_;
@@ -158,46 +168,119 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @dev Credit `amountWei` of pull-payment rewards to `node`.
     function _creditReward(address node, uint256 amountWei) internal virtual;
 
+    /// @dev Beacon round a newly posted job is seeded by (opens one if needed).
+    function _requestSeedRound() internal virtual returns (uint64);
+
+    /// @dev The round finally serving `roundId`, its output and commit block, and whether final.
+    function _roundSeed(uint256 roundId)
+        internal
+        view
+        virtual
+        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized);
+
+    /// @dev Nodes eligible at `snapshotBlock`, ascending.
+    function _eligibleNodesAt(uint256 snapshotBlock) internal view virtual returns (address[] memory);
+
     // ------------------------------------------------------------------ mutating
 
     /// @notice Post a job with msg.value (wei) as escrow.
     /// @param datasetId keccak256 of the dataset name.
     /// @param query The query text, 1..256 bytes.
-    /// @param committee Committee addresses, strictly ascending, 3..32 of them, all Active.
-    /// @param threshold Shamir threshold t, 1 <= t and 2t+1 <= committee.length (honest
-    ///        majority); t+1 signatures finalize.
+    /// @param committeeSize Committee size n, 3..32; the members are drawn by assignCommittee
+    ///        from the output of the beacon round this job joins.
+    /// @param threshold Shamir threshold t, 1 <= t and 2t+1 <= n (honest majority); t+1
+    ///        signatures finalize.
     /// @param minProviders Minimal number of contributing providers (>= 1).
     /// @param timeoutS Seconds until the deadline, 1..maxTimeoutS.
     /// @return jobId The new job's id (jobCount after the increment; the first job is 1).
     /// @dev Reverts, in this order: PaymentTooLow(sent, min), InvalidQuery(),
-    ///      InvalidCommitteeSize(n), InvalidThreshold(t, n), CommitteeNotSorted(index) /
-    ///      NotActive(member) (checked member by member), InvalidMinProviders(),
-    ///      InvalidTimeout(timeoutS); SafeCastOverflowedUintDowncast if msg.value exceeds 96 bits.
-    ///      Emits JobPosted.
+    ///      InvalidCommitteeSize(n), InvalidThreshold(t, n), InvalidMinProviders(),
+    ///      InvalidTimeout(timeoutS); SafeCastOverflowedUintDowncast if msg.value exceeds 96 bits;
+    ///      TooFewActiveNodes if a beacon round must be opened and fewer than 3 nodes are Active.
+    ///      Emits JobPosted (and RoundOpened when it opens a round).
     function postJob(
         bytes32 datasetId,
         string calldata query,
-        address[] calldata committee,
+        uint8 committeeSize,
         uint8 threshold,
         uint16 minProviders,
         uint40 timeoutS
     ) external payable returns (uint256 jobId) {
-        _checkPost(query, committee, threshold, minProviders, timeoutS);
+        _checkPost(query, committeeSize, threshold, minProviders, timeoutS);
+        uint64 seedRound = _requestSeedRound();
         jobId = _nextJobId++;
         uint40 deadline = uint40(block.timestamp) + timeoutS;
         Job storage job = _jobs[jobId];
         job.buyer = msg.sender;
         job.escrowWei = SafeCast.toUint96(msg.value);
         job.specHash = keccak256(abi.encode(datasetId, keccak256(bytes(query))));
-        job.committeeHash = _hashAddresses(committee);
         job.deadline = deadline;
-        job.committeeSize = uint8(committee.length);
+        job.seedRound = seedRound;
+        job.committeeSize = committeeSize;
         job.threshold = threshold;
         job.minProviders = minProviders;
         job.status = JobStatus.Open;
         emit JobPosted(
-            jobId, msg.sender, datasetId, query, committee, threshold, minProviders, deadline, msg.value
+            jobId,
+            msg.sender,
+            datasetId,
+            query,
+            committeeSize,
+            seedRound,
+            threshold,
+            minProviders,
+            deadline,
+            msg.value
         );
+    }
+
+    /// @notice Draw the committee of an Open job from the output of its beacon round (or that
+    ///         round's successor if it failed); anyone may call, typically a node.
+    /// @dev The candidates are the nodes eligible at the round's commit block (registered before
+    ///      it, not exiting at it), sorted ascending, so the set was fixed before anybody could
+    ///      know the output. Sampling without replacement: partial Fisher-Yates, step i swaps
+    ///      position i with i + keccak256(abi.encode(seed, i)) mod (m - i), seed =
+    ///      keccak256(abi.encode(output, jobId)); the first n are sorted ascending.
+    ///      Reverts JobNotOpen(jobId), DeadlinePassed(deadline), CommitteeAlreadyAssigned(jobId),
+    ///      SeedNotReady(round) until the round is Finalized, TooFewEligibleNodes(m, n).
+    ///      Emits CommitteeAssigned.
+    function assignCommittee(uint256 jobId) external returns (address[] memory committee) {
+        Job storage job = _jobs[jobId];
+        if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
+        uint256 deadline = job.deadline;
+        if (block.timestamp > deadline) revert DeadlinePassed(deadline);
+        if (job.committeeHash != bytes32(0)) revert CommitteeAlreadyAssigned(jobId);
+        (uint256 roundId, bytes32 output, uint256 commitBlock, bool finalized) = _roundSeed(job.seedRound);
+        if (!finalized) revert SeedNotReady(roundId);
+        committee = drawCommittee(_eligibleNodesAt(commitBlock), job.committeeSize, keccak256(abi.encode(output, jobId)));
+        job.committeeHash = _hashMemory(committee);
+        emit CommitteeAssigned(jobId, roundId, committee);
+    }
+
+    /// @notice The sampling rule of assignCommittee: `n` of `candidates` (ascending) drawn
+    ///         without replacement with `seed`, returned ascending.
+    /// @dev Reverts TooFewEligibleNodes(m, n) if there are fewer than n candidates.
+    function drawCommittee(address[] memory candidates, uint256 n, bytes32 seed)
+        public
+        pure
+        returns (address[] memory committee)
+    {
+        uint256 m = candidates.length;
+        if (m < n) revert TooFewEligibleNodes(m, n);
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (m - i);
+            (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
+        }
+        committee = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            address a = candidates[i];
+            uint256 k = i;
+            while (k > 0 && committee[k - 1] > a) {
+                committee[k] = committee[k - 1];
+                --k;
+            }
+            committee[k] = a;
+        }
     }
 
     /// @notice Finalize an Open job with its opened result; anyone may submit.
@@ -321,6 +404,11 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         }
     }
 
+    /// @dev keccak256(abi.encodePacked(address[])) of a memory array.
+    function _hashMemory(address[] memory list) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked(list));
+    }
+
     /// @dev keccak256(abi.encodePacked(int256[])).
     function _hashWords(int256[] calldata words) private pure returns (bytes32 h) {
         assembly ("memory-safe") {
@@ -388,7 +476,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @dev postJob's argument checks (see postJob for the order).
     function _checkPost(
         string calldata query,
-        address[] calldata committee,
+        uint8 committeeSize,
         uint8 threshold,
         uint16 minProviders,
         uint40 timeoutS
@@ -396,20 +484,13 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         if (msg.value < minPaymentWei) revert PaymentTooLow(msg.value, minPaymentWei);
         uint256 qlen = bytes(query).length;
         if (qlen == 0 || qlen > MAX_QUERY_BYTES) revert InvalidQuery();
-        uint256 n = committee.length;
+        uint256 n = committeeSize;
         if (n < MIN_COMMITTEE || n > MAX_COMMITTEE) revert InvalidCommitteeSize(n);
         // Honest majority: with n >= 2t+1, the t+1 honest openings in any 2t+1 consistent ones
         // pin down the sharing polynomial, so a corrupt member's wrong share is always caught.
         // With n <= 2t, t corrupt members can make an honest member reconstruct (and sign) a
         // value of their choice.
         if (threshold == 0 || 2 * uint256(threshold) >= n) revert InvalidThreshold(threshold, n);
-        address prev = address(0);
-        for (uint256 i = 0; i < n; ++i) {
-            address member = committee[i];
-            if (member <= prev) revert CommitteeNotSorted(i);
-            if (!_isActiveNode(member)) revert NotActive(member);
-            prev = member;
-        }
         if (minProviders == 0) revert InvalidMinProviders();
         if (timeoutS == 0 || timeoutS > maxTimeoutS) revert InvalidTimeout(timeoutS);
     }
@@ -425,6 +506,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         uint256 deadline = job.deadline;
         if (block.timestamp > deadline) revert DeadlinePassed(deadline);
+        if (job.committeeHash == bytes32(0)) revert CommitteeNotAssigned(jobId);
         if (nAggregates == 0 || nAggregates > MAX_AGGREGATES) revert InvalidAggregates();
         if (_hashAddresses(committee) != job.committeeHash) revert CommitteeMismatch();
         uint256 need = job.minProviders;

@@ -3,12 +3,13 @@ pragma solidity 0.8.28;
 
 import {NodeRegistry} from "./NodeRegistry.sol";
 import {JobMarket} from "./JobMarket.sol";
+import {RandomnessBeacon} from "./RandomnessBeacon.sol";
 
 /// @title MPCMarket — node registry and job market in one contract
 /// @notice Deployed contract of MPC Market: NodeRegistry (staked PKI) + JobMarket (escrowed,
 ///         t+1-signature-finalized MPC jobs). One contract, so signature and registry checks need
 ///         no cross-contract calls.
-contract MPCMarket is NodeRegistry, JobMarket {
+contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
     /// @notice exitDelayS must exceed maxTimeoutS so that a committee member cannot withdraw its
     ///         stake before a job it serves has ended.
     error InvalidConfiguration(uint256 exitDelayS, uint256 maxTimeoutS);
@@ -17,23 +18,70 @@ contract MPCMarket is NodeRegistry, JobMarket {
     /// @param exitDelayS_ Seconds from requestExit() to the earliest withdrawStake().
     /// @param minPaymentWei_ Minimal job escrow (wei).
     /// @param maxTimeoutS_ Longest job timeout (seconds); must be < exitDelayS_.
+    /// @param phaseBlocks_ Length of each beacon phase (commit, reveal, recovery) in blocks.
+    /// @param randomnessFeeWei_ Price of one randomness request (wei).
+    /// @param beaconSlashWei_ Stake seized from a beacon participant that withheld its reveal.
     /// @dev Reverts InvalidConfiguration(exitDelayS, maxTimeoutS) if exitDelayS_ <= maxTimeoutS_.
-    constructor(uint96 minStakeWei_, uint40 exitDelayS_, uint96 minPaymentWei_, uint40 maxTimeoutS_)
+    constructor(
+        uint96 minStakeWei_,
+        uint40 exitDelayS_,
+        uint96 minPaymentWei_,
+        uint40 maxTimeoutS_,
+        uint40 phaseBlocks_,
+        uint96 randomnessFeeWei_,
+        uint96 beaconSlashWei_
+    )
         NodeRegistry(minStakeWei_, exitDelayS_)
         JobMarket(minPaymentWei_, maxTimeoutS_)
+        RandomnessBeacon(phaseBlocks_, randomnessFeeWei_, beaconSlashWei_)
     {
         if (exitDelayS_ <= maxTimeoutS_) revert InvalidConfiguration(exitDelayS_, maxTimeoutS_);
     }
 
-    function _isActiveNode(address node) internal view override returns (bool) {
+    function _isActiveNode(address node) internal view override(JobMarket, RandomnessBeacon) returns (bool) {
         return _statusOf(node) == NodeStatus.Active;
     }
 
-    function _isRegisteredNode(address node) internal view override returns (bool) {
+    function _isRegisteredNode(address node)
+        internal
+        view
+        override(JobMarket, RandomnessBeacon)
+        returns (bool)
+    {
         return _statusOf(node) != NodeStatus.None;
     }
 
-    function _creditReward(address node, uint256 amountWei) internal override {
+    function _creditReward(address node, uint256 amountWei) internal override(JobMarket, RandomnessBeacon) {
         _credit(node, amountWei);
+    }
+
+    function _activeNodes() internal view override returns (uint256) {
+        return _activeNodeCount();
+    }
+
+    function _slashNode(address node, uint256 amountWei) internal override returns (uint256) {
+        return _slash(node, amountWei);
+    }
+
+    function _requestSeedRound() internal override returns (uint64) {
+        return _requestRound();
+    }
+
+    function _roundSeed(uint256 roundId)
+        internal
+        view
+        override(JobMarket, RandomnessBeacon)
+        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized)
+    {
+        return RandomnessBeacon._roundSeed(roundId);
+    }
+
+    function _eligibleNodesAt(uint256 snapshotBlock)
+        internal
+        view
+        override(NodeRegistry, JobMarket)
+        returns (address[] memory)
+    {
+        return NodeRegistry._eligibleNodesAt(snapshotBlock);
     }
 }

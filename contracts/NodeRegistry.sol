@@ -28,11 +28,15 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     }
 
     /// @dev Slot 0: stakeWei (96) | rewardsWei (96) | exitAt (40) | status (8) = 240 bits.
+    /// @dev Slot 1: registeredBlock (64) | exitBlock (64): the block numbers that fix a node's
+    ///      eligibility for committees seeded by a beacon round (see eligibleAt).
     struct Node {
         uint96 stakeWei;
         uint96 rewardsWei;
         uint40 exitAt;
         NodeStatus status;
+        uint64 registeredBlock;
+        uint64 exitBlock;
         bytes32 encKey;
         string endpoint;
     }
@@ -49,6 +53,8 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     /// @dev 1-based position of a registered node in `_nodeList` (0 = absent).
     mapping(address node => uint256) private _listPos;
     address[] private _nodeList;
+    /// @dev Number of Active nodes.
+    uint256 private _activeCount;
 
     /// @notice A node registered with `stakeWei` locked, X25519 key `encKey` and `endpoint`.
     event NodeRegistered(address indexed node, uint256 stakeWei, bytes32 encKey, string endpoint);
@@ -60,6 +66,9 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     event NodeExited(address indexed node, uint256 stakeWei, uint256 rewardsWei);
     /// @notice A node withdrew `amountWei` of credited rewards.
     event RewardsWithdrawn(address indexed node, uint256 amountWei);
+    /// @notice `amountWei` of the node's stake was seized for provable misbehaviour; the node is
+    ///         now Exiting (it can no longer be drawn) and its stake unlocks at `exitAt`.
+    event NodeSlashed(address indexed node, uint256 amountWei, uint256 exitAt);
 
     error AlreadyRegistered(address node);
     error StakeTooLow(uint256 sentWei, uint256 minWei);
@@ -94,10 +103,13 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
 
         n.stakeWei = SafeCast.toUint96(msg.value);
         n.status = NodeStatus.Active;
+        n.registeredBlock = uint64(block.number);
+        n.exitBlock = 0;
         n.encKey = encKey;
         n.endpoint = endpoint;
         _nodeList.push(msg.sender);
         _listPos[msg.sender] = _nodeList.length;
+        ++_activeCount;
         emit NodeRegistered(msg.sender, msg.value, encKey, endpoint);
     }
 
@@ -135,10 +147,17 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
         NodeStatus status = n.status;
         if (status == NodeStatus.None) revert NotRegistered(msg.sender);
         if (status != NodeStatus.Active) revert NotActive(msg.sender);
-        uint40 exitAt = uint40(block.timestamp) + exitDelayS;
+        uint40 exitAt = _startExit(n);
+        emit NodeExitRequested(msg.sender, exitAt);
+    }
+
+    /// @dev Active -> Exiting now: records the exit block and time, returns exitAt.
+    function _startExit(Node storage n) private returns (uint40 exitAt) {
+        exitAt = uint40(block.timestamp) + exitDelayS;
         n.exitAt = exitAt;
         n.status = NodeStatus.Exiting;
-        emit NodeExitRequested(msg.sender, exitAt);
+        n.exitBlock = uint64(block.number);
+        --_activeCount;
     }
 
     /// @notice Leave the registry: pays the caller its stake plus any unpaid rewards (wei) and
@@ -205,6 +224,27 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
         return _nodes[node].status == NodeStatus.Active;
     }
 
+    /// @notice Block numbers that decide committee eligibility: the block `node` registered in
+    ///         and the block it started exiting in (0 if it has not).
+    function nodeBlocks(address node) external view returns (uint256 registeredBlock, uint256 exitBlock) {
+        Node storage n = _nodes[node];
+        return (n.registeredBlock, n.exitBlock);
+    }
+
+    /// @notice Number of Active nodes.
+    function activeNodeCount() external view returns (uint256) {
+        return _activeCount;
+    }
+
+    /// @notice Whether `node` is eligible for a committee whose snapshot block is `snapshotBlock`:
+    ///         registered before that block and not exiting at it (exit requested later or never).
+    function eligibleAt(address node, uint256 snapshotBlock) public view returns (bool) {
+        Node storage n = _nodes[node];
+        if (n.status == NodeStatus.None) return false;
+        uint256 exitBlock = n.exitBlock;
+        return n.registeredBlock < snapshotBlock && (exitBlock == 0 || exitBlock > snapshotBlock);
+    }
+
     /// @notice Number of registered (Active or Exiting) nodes.
     function nodeCount() external view returns (uint256) {
         return _nodeList.length;
@@ -219,6 +259,46 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     }
 
     // ------------------------------------------------------------------ internal
+
+    /// @dev Nodes eligible at `snapshotBlock` (see eligibleAt), sorted ascending by address, so that
+    ///      the list does not depend on the registry's storage order.
+    function _eligibleNodesAt(uint256 snapshotBlock) internal view virtual returns (address[] memory list) {
+        uint256 len = _nodeList.length;
+        list = new address[](len);
+        uint256 m = 0;
+        for (uint256 i = 0; i < len; ++i) {
+            address node = _nodeList[i];
+            if (!eligibleAt(node, snapshotBlock)) continue;
+            // insertion sort (lists are small: tens of nodes)
+            uint256 j = m;
+            while (j > 0 && list[j - 1] > node) {
+                list[j] = list[j - 1];
+                --j;
+            }
+            list[j] = node;
+            ++m;
+        }
+        assembly ("memory-safe") {
+            mstore(list, m)
+        }
+    }
+
+    /// @dev Number of Active nodes.
+    function _activeNodeCount() internal view returns (uint256) {
+        return _activeCount;
+    }
+
+    /// @dev Seize up to `amountWei` of `node`'s stake and move it to Exiting (if Active).
+    ///      Returns the amount seized (wei); the caller decides where it goes. Emits NodeSlashed.
+    function _slash(address node, uint256 amountWei) internal returns (uint256 seizedWei) {
+        Node storage n = _nodes[node];
+        if (n.status == NodeStatus.None) return 0;
+        uint256 stake = n.stakeWei;
+        seizedWei = amountWei < stake ? amountWei : stake;
+        n.stakeWei = uint96(stake - seizedWei);
+        if (n.status == NodeStatus.Active) _startExit(n);
+        emit NodeSlashed(node, seizedWei, n.exitAt);
+    }
 
     /// @dev Status of `node` for the job market (committee and provider checks).
     function _statusOf(address node) internal view returns (NodeStatus) {

@@ -2,6 +2,8 @@
 
     mpc-market demo [--data CSV] [--query SPEC] [--providers P] [--committee N] [--threshold T]
                     [--min-providers M] [--rpc-url URL] [--json]
+    mpc-market randomness [--participants P] [--withhold K] [--bad-share K] [--rpc-url URL]
+                          [--json]
     mpc-market node --config FILE
     mpc-market keygen --out FILE
 
@@ -16,7 +18,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +27,9 @@ from rich.table import Table
 from offchain.chain.compile import CompilerError
 from offchain.config import ConfigError, NodeConfig, load_config
 from offchain.demo import DEFAULT_DATA, DemoError, DemoOptions, DemoResult, run_demo, validate
+
+if TYPE_CHECKING:
+    from offchain.randomness import RandomnessResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Blockchain-anchored secure multi-party computation market.")
@@ -36,11 +41,16 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # run the same clean-up as Ctrl-C
+
+
 def _print_human(r: DemoResult) -> None:
     out = Console()
     out.print(f"\n[bold]job {r.job_id}[/]  [cyan]{r.query}[/]  on chain {r.chain_id}, "
               f"market {r.market}")
-    out.print(f"committee (t={r.threshold}): {', '.join(r.committee)}")
+    out.print(f"committee (t={r.threshold}), drawn by beacon round {r.randomness_round}: "
+              f"{', '.join(r.committee)}")
     out.print(f"providers contributing: {r.contributors} of {r.providers}")
     out.print(f"[bold green]MPC result[/]:       {r.result}")
     out.print(f"plaintext statistic: {r.plaintext}")
@@ -85,9 +95,6 @@ def demo(
         validate(opts)
     except DemoError as exc:
         _fail(str(exc))
-    def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # run the same clean-up as Ctrl-C
-
     signal.signal(signal.SIGTERM, _terminate)
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]", highlight=False))
     try:
@@ -102,6 +109,66 @@ def demo(
         print(json.dumps(result.to_json()))
     else:
         _print_human(result)
+
+
+def _print_round(r: RandomnessResult) -> None:
+    out = Console()
+    out.print(f"\n[bold]beacon round {r.round_id}[/] on chain {r.chain_id}, market {r.market}")
+    out.print(f"[bold green]output[/]: {r.output}  (recomputed from the opened contributions: "
+              f"{'matches' if r.output_recomputed else 'MISMATCH'})")
+    out.print(f"request {r.request_id} value: {r.value}")
+    out.print(f"threshold T={r.threshold}; participants ({len(r.participants)}):")
+    for p in r.excluded:
+        out.print(f"  {p}  [red]left out of Q[/] (its shares did not all verify)")
+    for p in r.participants:
+        how = ("revealed" if p in r.revealed else "recovered from shares" if p in r.recovered
+               else "missing")
+        mark = "  [red]slashed[/]" if p in r.slashed else ""
+        out.print(f"  {p}  {how}{mark}")
+    table = Table(title="transactions")
+    table.add_column("name")
+    table.add_column("hash", overflow="fold", min_width=20)
+    table.add_column("gas used", justify="right")
+    for tx in r.txs:
+        table.add_row(tx["name"], tx["hash"], f"{tx['gas_used']:,}")
+    out.print(table)
+    out.print(f"gas of the round (commit + reveal/recover): [bold]{r.gas_round:,}[/]")
+    out.print(f"latency (request -> output on chain): [bold]{r.latency_s * 1000:.0f} ms[/]")
+
+
+@app.command()
+def randomness(
+    participants: Annotated[int, typer.Option(help="node processes taking part (>= 3)")] = 5,
+    withhold: Annotated[int, typer.Option(help="fault injection: this many nodes never reveal "
+                                               "(their contributions are recovered from "
+                                               "shares after the reveal phase, ~10 s, and "
+                                               "they are slashed)")] = 0,
+    bad_share: Annotated[int, typer.Option(help="fault injection: this many further nodes "
+                                                "deal one peer a share that does not match "
+                                                "their commitment (detected; left out of "
+                                                "the round)")] = 0,
+    rpc_url: Annotated[str | None, typer.Option(help="use this chain instead of starting "
+                                                     "anvil (it must mine blocks)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run one randomness-beacon round on a local network and show its output, participants,
+    who revealed, who was recovered, and the gas used."""
+    from offchain.randomness import run_randomness
+
+    opts = DemoOptions(providers=participants, committee=3, rpc_url=rpc_url,
+                       beacon_withhold=withhold, beacon_bad_share=bad_share)
+    signal.signal(signal.SIGTERM, _terminate)
+    progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]", highlight=False))
+    try:
+        result = run_randomness(opts, progress=progress)
+    except DemoError as exc:
+        _fail(str(exc), 2 if "must" in str(exc) else 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; the devnet and the nodes were stopped", 130)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    else:
+        _print_round(result)
 
 
 @app.command()

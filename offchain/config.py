@@ -21,6 +21,7 @@ that stake (its Ethereum account must hold the funds); otherwise it must already
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -57,6 +58,12 @@ class NodeConfig(BaseModel):
     straggler_grace_s: float = Field(default=0.25, ge=0, le=60)
     deadline_margin_s: float = Field(default=5.0, ge=0, le=3600)
     submit_backoff_s: float = Field(default=3.0, ge=0, le=600)
+    beacon_leader_timeout_s: float = Field(default=2.0, gt=0, le=600)
+    # Fault injection for demonstrations and tests. "withhold": the node takes part in beacon
+    # rounds but never reveals (its contribution is recovered from shares; it is slashed).
+    # "bad_share": it deals one recipient a share that does not match its commitment (detected,
+    # provable, and the node is left out of Q).
+    beacon_fault: Literal["withhold", "bad_share"] | None = None
 
     @field_validator("ws_url")
     @classmethod

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from typing import Any
 from web3 import Web3
 
 from offchain import eip712
+from offchain.chain.beacon import BeaconClient
 from offchain.chain.compile import compile_contracts
 from offchain.chain.devnet import Anvil, dev_accounts, wait_for_rpc
 from offchain.chain.market import TxResult, deploy_market
@@ -43,6 +43,8 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "wdbc.csv"
 STAKE_WEI = 10**18
 PAYMENT_WEI = 3 * 10**16
 READY_TIMEOUT_S = 60.0
+DEVNET_ARGS = ("--block-time", "1", "--mixed-mining")
+PHASE_BLOCKS = 10  # beacon phases on the devnet: 10 one-second blocks each
 
 
 class DemoError(RuntimeError):
@@ -62,6 +64,8 @@ class DemoOptions:
     rpc_url: str | None = None
     timeout_s: int = 120
     collect_timeout_s: float = 10.0  # how long members wait for every registered provider
+    beacon_withhold: int = 0  # fault injection: this many nodes never reveal beacon contributions
+    beacon_bad_share: int = 0  # fault injection: this many (further) nodes deal a bad share
 
 
 @dataclass
@@ -77,6 +81,7 @@ class DemoResult:
     threshold: int
     txs: list[dict[str, Any]]
     latency_s: float
+    randomness_round: int = 0
     node_peak_rss_mib: list[float] = field(default_factory=list)
     chain_id: int = 0
     market: str = ""
@@ -90,8 +95,9 @@ def validate(opts: DemoOptions) -> tuple[list[str], list[list[str]]]:
     """Check every option and the data file; return the CSV header and rows. Raises DemoError."""
     p, n, t = opts.providers, opts.committee, opts.threshold
     m = p if opts.min_providers is None else opts.min_providers
-    if p < 1:
-        raise DemoError(f"--providers must be at least 1 (got {p})")
+    if p < 3:
+        raise DemoError(f"--providers must be at least 3 (got {p}): the randomness beacon "
+                        "that draws committees needs 3 registered nodes")
     if m < 1:
         raise DemoError(f"--min-providers must be at least 1 (got {m})")
     if p < m:
@@ -134,12 +140,15 @@ def _chain(opts: DemoOptions) -> Iterator[str]:
             raise DemoError(f"--rpc-url {opts.rpc_url} is unreachable: {exc}") from exc
         yield opts.rpc_url
         return
-    with Anvil() as anvil:
+    # Mixed mining: transactions are mined at once, and an empty block comes every second as on
+    # a live chain, so the beacon's block-bounded phases end even when nobody transacts.
+    with Anvil(DEVNET_ARGS) as anvil:
         yield anvil.rpc_url
 
 
 def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str]],
-               rpc_url: str, market: str, collect_timeout_s: float) -> tuple[Path, NodeKeys]:
+               rpc_url: str, market: str, collect_timeout_s: float,
+               beacon_fault: str | None = None) -> tuple[Path, NodeKeys]:
     """Write node ``index``'s directory: keys, its slice of data (CSV or SQLite), config."""
     node_dir = run_dir / f"node-{index}"
     node_dir.mkdir(parents=True)
@@ -160,10 +169,18 @@ def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str
         "rpc_url": rpc_url, "market": market, "keys_file": "keys.json",
         "host": "127.0.0.1", "port": 0, "datasets": {DATASET_NAME: dataset},
         "register_stake_wei": STAKE_WEI, "state_dir": "state",
-        "collect_timeout_s": collect_timeout_s,
+        "collect_timeout_s": collect_timeout_s, "beacon_fault": beacon_fault,
     }
     (node_dir / "config.json").write_text(json.dumps(config, indent=2))
     return node_dir, keys
+
+
+def _fault_of(opts: DemoOptions, index: int) -> str | None:
+    if index < opts.beacon_withhold:
+        return "withhold"
+    if index < opts.beacon_withhold + opts.beacon_bad_share:
+        return "bad_share"
+    return None
 
 
 class NodeProcesses:
@@ -287,7 +304,7 @@ class DemoNetwork:
         self.say("deploying the market")
         self.market = deploy_market(w3, deployer, min_stake_wei=STAKE_WEI,
                                     exit_delay_s=7 * 86400, min_payment_wei=10**15,
-                                    max_timeout_s=86400)
+                                    max_timeout_s=86400, phase_blocks=PHASE_BLOCKS)
         self.txs.append(_txr(self.market.deployment))
         self.run_dir = Path(tempfile.mkdtemp(prefix="mpc-market-demo-"))
         self.stack.callback(self.nodes.close)
@@ -297,7 +314,8 @@ class DemoNetwork:
                  f"(CSV or SQLite) under {self.run_dir}")
         for i in range(p):
             node_dir, keys = _provision(self.run_dir, i, self.header, slices[i], self.rpc_url,
-                                        self.market.address, opts.collect_timeout_s)
+                                        self.market.address, opts.collect_timeout_s,
+                                        _fault_of(opts, i))
             tx_hash = _transfer(w3, deployer, keys.address, 2 * STAKE_WEI)
             self.txs.append(_receipt_tx(w3, f"fund node-{i}", tx_hash))
             self.nodes.start(node_dir)
@@ -314,16 +332,14 @@ class DemoNetwork:
         """Post one job for ``query`` and wait until the nodes finalize it."""
         opts, spec = self.opts, parse_query(query)
         m = opts.providers if opts.min_providers is None else opts.min_providers
-        # Issue 2: the buyer draws the committee uniformly from the registered nodes (CSPRNG).
-        committee = sorted(secrets.SystemRandom().sample(self.registered, opts.committee),
-                           key=lambda a: int(a, 16))
-        self.say(f"posting the job {spec} with escrow (committee of {opts.committee}, "
-                 f"threshold {opts.threshold}, at least {m} providers)")
+        self.say(f"posting the job {spec} with escrow (committee of {opts.committee} drawn by "
+                 f"the nodes' randomness beacon, threshold {opts.threshold}, at least {m} "
+                 "providers)")
         start_block = self.w3.eth.block_number
         t0 = time.perf_counter()
         job_id, post = self.market.post_job(
             self.buyer, dataset_id=eip712.dataset_id(DATASET_NAME), query=str(spec),
-            committee=committee, threshold=opts.threshold, min_providers=m,
+            committee_size=opts.committee, threshold=opts.threshold, min_providers=m,
             timeout_s=opts.timeout_s, payment_wei=PAYMENT_WEI)
         finalized = None
         deadline = time.monotonic() + opts.timeout_s
@@ -341,6 +357,8 @@ class DemoNetwork:
         if finalized is None:
             raise DemoError(f"job {job_id} was not finalized within {opts.timeout_s} s; "
                             f"node logs are kept in {self.run_dir}")
+        beacon_txs, committee, seed_round = self._beacon_txs(job_id, start_block,
+                                                             int(finalized["block_number"]))
         aggregates = [int(a) for a in finalized["aggregates"]]
         values = open_source(opts.data).read_columns(spec.columns)
         return DemoResult(
@@ -348,10 +366,33 @@ class DemoNetwork:
             plaintext=plaintext_statistic(spec, values), aggregates=aggregates,
             providers=opts.providers, contributors=int(finalized["provider_count"]),
             committee=committee, threshold=opts.threshold,
-            txs=[*self.txs, _txr(post),
+            txs=[*self.txs, _txr(post), *beacon_txs,
                  _receipt_tx(self.w3, "finalizeJob", finalized["tx_hash"])],
-            latency_s=round(latency_s, 4), node_peak_rss_mib=self.nodes.peak_rss_mib(),
+            latency_s=round(latency_s, 4), randomness_round=seed_round,
+            node_peak_rss_mib=self.nodes.peak_rss_mib(),
             chain_id=self.chain_id, market=self.market.address, rpc_url=self.rpc_url)
+
+
+    def _beacon_txs(self, job_id: int, from_block: int,
+                    to_block: int) -> tuple[list[dict[str, Any]], list[str], int]:
+        """The beacon round's and the committee draw's transactions for ``job_id``, its
+        committee, and the round that seeded it."""
+        beacon = BeaconClient(self.market)
+        assigned = next(ev for ev in beacon.events("CommitteeAssigned", from_block, to_block)
+                        if ev["job_id"] == job_id)
+        seed_round = int(assigned["round_id"])
+        txs: dict[str, str] = {}
+        for name, tx_name in (("RoundCommitted", "commitRound"),
+                              ("ContributionOpened", "reveal"), ("RoundFinalized", "reveal")):
+            for ev in beacon.events(name, from_block, to_block):
+                if ev["round_id"] == seed_round and ev["tx_hash"] not in txs:
+                    label = tx_name if name != "ContributionOpened" or not ev["recovered"] \
+                        else "recover"
+                    txs[ev["tx_hash"]] = label
+        out = [_receipt_tx(self.w3, label, h) for h, label in txs.items()]
+        out.append(_receipt_tx(self.w3, "assignCommittee", assigned["tx_hash"]))
+        committee = [str(Web3.to_checksum_address(a)) for a in assigned["committee"]]
+        return out, committee, seed_round
 
 
 def run_demo(opts: DemoOptions, *, progress: Any = None) -> DemoResult:

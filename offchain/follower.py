@@ -39,16 +39,22 @@ class PeerInfo:
 
 class ChainFollower:
     """Registry directory plus market events; ``on_job`` is called for each job event
-    (JobPosted, JobFinalized, JobRefunded), after every registry change that precedes it on
-    chain."""
+    (JobPosted, CommitteeAssigned, JobFinalized, JobRefunded) and ``on_beacon`` for each beacon
+    event (RoundOpened, RoundCommitted, ContributionOpened, RoundFinalized, RoundFailed,
+    RandomnessRequested, RandomnessFulfilled), after every registry change that precedes it on
+    chain; ``on_block`` gets the latest block number after each sync."""
 
     def __init__(self, w3: Web3, market: MarketClient, *, rpc_url: str, ws_url: str | None,
-                 poll_interval_s: float, on_job: Callable[[dict[str, Any]], None]) -> None:
+                 poll_interval_s: float, on_job: Callable[[dict[str, Any]], None],
+                 on_beacon: Callable[[dict[str, Any]], None] | None = None,
+                 on_block: Callable[[int], None] | None = None) -> None:
         self.w3 = w3
         self.market = market
         self.ws_url = ws_url or "ws" + rpc_url.removeprefix("http")
         self.poll_interval_s = poll_interval_s
         self.on_job = on_job
+        self.on_beacon = on_beacon
+        self.on_block = on_block
         self.events = EventDecoder(market.contract)
         # The registry as of the last processed block, kept current from registry events.
         self.directory: dict[str, PeerInfo] = {}
@@ -87,7 +93,7 @@ class ChainFollower:
             self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
         elif ev["event"] == "NodeEndpointUpdated" and node in self.directory:
             self.directory[node].endpoint = ev["endpoint"]
-        elif ev["event"] == "NodeExitRequested" and node in self.directory:
+        elif ev["event"] in ("NodeExitRequested", "NodeSlashed") and node in self.directory:
             self.directory[node].active = False
         elif ev["event"] == "NodeExited":
             self.directory.pop(node, None)
@@ -111,10 +117,15 @@ class ChainFollower:
                         events = await asyncio.to_thread(self.events.fetch, next_block, latest)
                         next_block = latest + 1
                         for ev in events:  # in chain order: the directory is current at each job
-                            if ev["event"].startswith("Job"):
+                            name = ev["event"]
+                            if name.startswith("Job") or name == "CommitteeAssigned":
                                 self.on_job(ev)
-                            elif ev["event"].startswith("Node"):
+                            elif name.startswith("Node"):
                                 self.on_registry_event(ev)
+                            elif self.on_beacon is not None:
+                                self.on_beacon(ev)
+                        if self.on_block is not None:
+                            self.on_block(latest)
                 except Exception:  # keep watching through transient RPC errors
                     log.exception("chain poll failed")
                 wait_s = 1.0 if self.push_connected else self.poll_interval_s

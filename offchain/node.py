@@ -1,11 +1,12 @@
 """A node process: provider and (when chosen) committee member, driven by chain events.
 
-One asyncio loop runs three things: the peer HTTP server (``offchain.transport``), the chain
-follower (``offchain.follower``: registry directory and market events, woken by new blocks), and
-one task per job. For each JobPosted event the node
-contributes as a provider (or declines) and, if it is in the job's committee, runs the member side
-of the protocol (``offchain.protocol.job``) and finally signs and, when it is its turn, submits
-the result on chain.
+One asyncio loop runs four things: the peer HTTP server (``offchain.transport``), the chain
+follower (``offchain.follower``: registry directory and market events, woken by new blocks), the
+randomness beacon (``offchain.beacon_node``: a round per RoundOpened event), and one task per
+job. A JobPosted event joins a beacon round; once the round is final the job's committee is drawn
+on chain (CommitteeAssigned). Then the node contributes as a provider (or declines) and, if it is
+in the committee, runs the member side of the protocol (``offchain.protocol.job``) and finally
+signs and, when it is its turn, submits the result on chain.
 
 Message acceptance, in this order (anything failing is dropped and logged, and changes nothing):
 envelope schema, addressee/chain/contract, sender's ECDSA signature (before decryption), AEAD
@@ -33,6 +34,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from offchain import eip712
+from offchain.beacon_node import BeaconService
 from offchain.chain.compile import compile_contracts
 from offchain.chain.market import ContractRevert, MarketClient
 from offchain.config import NodeConfig
@@ -103,10 +105,15 @@ class Node:
         self.replay = ReplayGuard()
         self.jobs: dict[int, JobRuntime] = {}
         self.job_seen: dict[int, asyncio.Event] = {}
+        # JobPosted events waiting for their committee: job id -> (event, expected providers)
+        self.posted: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
+        self.beacon = BeaconService(self)
+        self.beacon.fault = config.beacon_fault
         self.follower = ChainFollower(self.w3, self.market, rpc_url=config.rpc_url,
                                       ws_url=config.ws_url,
                                       poll_interval_s=config.poll_interval_s,
-                                      on_job=self.on_job_event)
+                                      on_job=self.on_job_event, on_beacon=self.beacon.on_event,
+                                      on_block=self.beacon.on_block)
         self.client = PeerClient()
         self.endpoint = ""
         self.tx_lock = asyncio.Lock()
@@ -191,6 +198,8 @@ class Node:
         if await self.follower.peer(sender) is None:
             log.warning("dropped %s from unregistered %s", header.kind, sender)
             return 403, "sender not registered"
+        if header.kind.startswith("beacon_"):
+            return await self.beacon.receive(header, plaintext)
         job = await self.wait_job(header.job_id)
         if job is None:
             log.warning("dropped %s from %s: unknown job %d", header.kind, sender, header.job_id)
@@ -270,7 +279,17 @@ class Node:
     # -- chain watcher -------------------------------------------------------------------------
     def on_job_event(self, ev: dict[str, Any]) -> None:
         if ev["event"] == "JobPosted":
-            self.on_job_posted(ev)
+            # Expected providers: every node Active in the registry as of the job's block (the
+            # follower applies events in chain order, so all nodes compute the same set).
+            job_id = int(ev["job_id"])
+            self.posted[job_id] = (ev, self.follower.active_nodes())
+            self.beacon.on_job_posted(job_id, int(ev["seed_round"]))
+        elif ev["event"] == "CommitteeAssigned":
+            job_id = int(ev["job_id"])
+            self.beacon.on_committee_assigned(job_id)
+            posted = self.posted.pop(job_id, None)
+            if posted is not None:
+                self.on_committee(posted[0], posted[1], ev["committee"])
         elif ev["event"] in ("JobFinalized", "JobRefunded"):
             # Settled on chain: keep the runtime a little longer for stragglers, then drop it
             # and its replay records so a long-running node does not grow without bound.
@@ -280,10 +299,13 @@ class Node:
     def forget_job(self, job_id: int) -> None:
         """Drop a settled job's in-memory state (its transcript is on disk)."""
         self.jobs.pop(job_id, None)
+        self.posted.pop(job_id, None)
         self.job_seen.pop(job_id, None)
         self.replay.forget_job(job_id)
 
-    def on_job_posted(self, ev: dict[str, Any]) -> None:
+    def on_committee(self, ev: dict[str, Any], expected: frozenset[str],
+                     committee: list[str]) -> None:
+        """Start a job once its committee is drawn (``ev`` is its JobPosted event)."""
         job_id = int(ev["job_id"])
         if job_id in self.jobs:
             return
@@ -293,12 +315,9 @@ class Node:
             log.warning("job %d has an invalid query: %s", job_id, exc)
             return
         info = JobInfo(job_id=job_id, dataset_id=bytes(ev["dataset_id"]), query=spec,
-                       committee=tuple(Web3.to_checksum_address(a) for a in ev["committee"]),
+                       committee=tuple(Web3.to_checksum_address(a) for a in committee),
                        threshold=int(ev["threshold"]), min_providers=int(ev["min_providers"]),
                        deadline=int(ev["deadline"]))
-        # Expected providers: every node Active in the registry as of the job's block (the
-        # follower applies events in chain order, so all nodes compute the same set).
-        expected = self.follower.active_nodes()
         runtime = JobRuntime(info, None, Transcript(job_id, self.address), expected)
         if self.address in info.committee:
             runtime.member = CommitteeJob(info, self.address, expected)

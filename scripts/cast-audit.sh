@@ -3,8 +3,8 @@
 #
 #   scripts/cast-audit.sh RPC_URL MARKET_ADDRESS JOB_ID
 #
-# Reads the job's storage (getJob), its JobPosted and JobFinalized logs and the finalizeJob
-# transaction's calldata; recomputes resultHash from the logged aggregates and every committee
+# Reads the job's storage (getJob), its JobPosted, CommitteeAssigned and JobFinalized logs and the
+# finalizeJob transaction's calldata; checks the logged committee against the stored hash; recomputes resultHash from the logged aggregates and every committee
 # signature's EIP-712 digest from scratch (domain separator, type hash, struct hash), recovers each
 # signer with the ecrecover precompile (0x01), and checks it is a committee member registered in the
 # on-chain registry, and that at least t+1 signed. python3 is used only to pick fields out of cast's
@@ -20,18 +20,26 @@ fail=0
 check() { if [ "$2" = "$3" ]; then echo "PASS  $1"; else echo "FAIL  $1: $2 != $3"; fail=1; fi; }
 
 JOB_TOPIC=$(c to-uint256 "$JOB")
-POSTED_SIG="JobPosted(uint256 indexed,address indexed,bytes32 indexed,string,address[],uint8,uint16,uint256,uint256)"
+POSTED_SIG="JobPosted(uint256 indexed,address indexed,bytes32 indexed,string,uint8,uint256,uint8,uint16,uint256,uint256)"
+ASSIGNED_SIG="CommitteeAssigned(uint256 indexed,uint256,address[])"
 FINAL_SIG="JobFinalized(uint256 indexed,bytes32,bytes32,bytes32,uint16,uint32,uint256,int256[])"
 FINALIZE_FN="finalizeJob(uint256,int256[],address[],(address,bytes32,(bytes32,bytes32,uint8))[],(bytes32,(bytes32,bytes32,uint8))[])"
 
 # 1. The job as stored, and its two logs.
-JOB_TUPLE=$(c call "$M" "getJob(uint256)((address,uint96,bytes32,bytes32,uint40,uint8,uint8,uint16,uint8,uint16,uint32,bytes32))" "$JOB" --json)
+JOB_TUPLE=$(c call "$M" "getJob(uint256)((address,uint96,bytes32,bytes32,uint40,uint8,uint8,uint16,uint8,uint16,uint32,uint64,bytes32))" "$JOB" --json)
 STATUS=$(echo "$JOB_TUPLE" | pick 'd[0][8]')
-STORED_RH=$(echo "$JOB_TUPLE" | pick 'd[0][11]')
+STORED_CH=$(echo "$JOB_TUPLE" | pick 'd[0][3]')
+STORED_RH=$(echo "$JOB_TUPLE" | pick 'd[0][12]')
 check "job $JOB is Finalized (status 2)" "$STATUS" 2
 POSTED=$(c logs --address "$M" "$POSTED_SIG" "$JOB_TOPIC" --from-block 0 --json | pick 'd[0]["data"]')
-COMMITTEE=$(c decode-abi --input "f(string,address[],uint8,uint16,uint256,uint256)" "$POSTED" --json | pick '" ".join(a.lower() for a in d[1])')
-THRESHOLD=$(c decode-abi --input "f(string,address[],uint8,uint16,uint256,uint256)" "$POSTED" --json | pick 'd[2]')
+THRESHOLD=$(c decode-abi --input "f(string,uint8,uint256,uint8,uint16,uint256,uint256)" "$POSTED" --json | pick 'd[3]')
+ASSIGNED=$(c logs --address "$M" "$ASSIGNED_SIG" "$JOB_TOPIC" --from-block 0 --json | pick 'd[0]["data"]')
+COMMITTEE=$(c decode-abi --input "f(uint256,address[])" "$ASSIGNED" --json | pick '" ".join(a.lower() for a in d[1])')
+SEED_ROUND=$(c decode-abi --input "f(uint256,address[])" "$ASSIGNED" --json | pick 'd[0]')
+PACKED=0x
+for A in $COMMITTEE; do W=$(c abi-encode 'f(address)' "$A"); PACKED=$PACKED${W#0x}; done
+check "committee drawn by beacon round $SEED_ROUND matches the stored committeeHash" \
+  "$(c keccak "$PACKED")" "$STORED_CH"
 FINAL_LOG=$(c logs --address "$M" "$FINAL_SIG" "$JOB_TOPIC" --from-block 0 --json)
 FINAL_DATA=$(echo "$FINAL_LOG" | pick 'd[0]["data"]')
 TX=$(echo "$FINAL_LOG" | pick 'd[0]["transactionHash"]')

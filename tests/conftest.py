@@ -1,5 +1,9 @@
 """Shared fixtures: one real anvil devnet per test session, the compiled MPCMarket, and a market
-deployment restored to a clean snapshot (``evm_snapshot`` / ``evm_revert``) for every test."""
+deployment restored to a clean snapshot (``evm_snapshot`` / ``evm_revert``) for every test.
+
+Committees are drawn on chain from a beacon round's output: :meth:`Env.assign` runs the job's
+round in-process (tests/beacon_driver.py: the first 2T+1 Active nodes deal, commit and reveal)
+and records the committee with ``assignCommittee``; it returns the drawn members' accounts."""
 
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from offchain import eip712
+from offchain.chain.beacon import BeaconClient
 from offchain.chain.compile import CompiledContract, compile_contracts
 from offchain.chain.devnet import Anvil, dev_accounts
 from offchain.chain.market import ContractRevert, MarketClient, TxResult, deploy_market
+from tests.beacon_driver import assign_job_committee, rpc
 
 ETH = 10**18
 MIN_STAKE_WEI = ETH
@@ -46,19 +52,13 @@ def w3(anvil: Anvil) -> Web3:
     return Web3(Web3.HTTPProvider(anvil.rpc_url))
 
 
-def rpc(w3: Web3, method: str, *params: Any) -> Any:
-    resp = w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
-    if "error" in resp:
-        raise RuntimeError(f"{method}: {resp['error']}")
-    return resp["result"]
-
-
 @dataclass
 class Env:
     """A deployed market with registered nodes, plus helpers to build valid job data."""
 
     w3: Web3
     market: MarketClient
+    beacon: BeaconClient
     buyer: LocalAccount  # also the deployer
     outsider: LocalAccount  # unregistered, submits transactions
     nodes: list[LocalAccount]  # registered, strictly ascending by address
@@ -67,18 +67,35 @@ class Env:
     query: str = "mean(radius)"
 
     # -- roles
-    def committee(self, n: int = 3) -> list[LocalAccount]:
-        return self.nodes[:n]
-
     def providers(self, n: int = 5) -> list[LocalAccount]:
         return self.nodes[4 : 4 + n]
 
-    @property
-    def spare(self) -> list[LocalAccount]:
-        """Registered nodes in neither the default committee nor the default providers."""
-        return self.nodes[9:]
+    def account(self, address: str) -> LocalAccount:
+        """The dev account with ``address``."""
+        return next(a for a in [*self.nodes, *self.unregistered] if a.address == address)
+
+    def non_member(self, committee: Sequence[LocalAccount], above: bool = True) -> LocalAccount:
+        """A registered node outside ``committee``: the highest one (``above``) or the lowest."""
+        members = {m.address for m in committee}
+        outside = [n for n in self.nodes if n.address not in members]
+        return outside[-1] if above else outside[0]
 
     # -- chain
+    def fresh_market(self, **kw: Any) -> MarketClient:
+        """A second deployment with the session's parameters (no nodes registered);
+        ``kw`` overrides deploy_market's beacon parameters."""
+        return deploy_market(
+            self.w3,
+            self.buyer,
+            min_stake_wei=MIN_STAKE_WEI,
+            exit_delay_s=EXIT_DELAY_S,
+            min_payment_wei=MIN_PAYMENT_WEI,
+            max_timeout_s=MAX_TIMEOUT_S,
+            abi=self.market.abi,
+            bytecode=compile_contracts()["MPCMarket"].bytecode,
+            **kw,
+        )
+
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
@@ -100,7 +117,7 @@ class Env:
     # -- jobs
     def post(
         self,
-        committee: Sequence[LocalAccount] | None = None,
+        committee_size: int = 3,
         *,
         threshold: int = 1,
         min_providers: int = 3,
@@ -108,17 +125,29 @@ class Env:
         payment_wei: int = 3 * MIN_PAYMENT_WEI + 2,
         query: str | None = None,
     ) -> tuple[int, TxResult]:
-        members = by_address(committee if committee is not None else self.committee())
+        """Post a job (its committee is not drawn yet: see :meth:`assign`)."""
         return self.market.post_job(
             self.buyer,
             dataset_id=self.dataset,
             query=self.query if query is None else query,
-            committee=[m.address for m in members],
+            committee_size=committee_size,
             threshold=threshold,
             min_providers=min_providers,
             timeout_s=timeout_s,
             payment_wei=payment_wei,
         )
+
+    def assign(self, job_id: int) -> list[LocalAccount]:
+        """Run the job's beacon round (unless final) and assign its committee; returns the
+        members' accounts, ascending (the order finalizeJob expects)."""
+        candidates = [*self.nodes, *self.unregistered]  # the first 2T+1 Active ones take part
+        committee = assign_job_committee(self.beacon, job_id, candidates, self.outsider)
+        return [self.account(a) for a in committee]
+
+    def post_assigned(self, committee_size: int = 3, **kw: Any) -> tuple[int, list[LocalAccount]]:
+        """:meth:`post` + :meth:`assign`: (job id, committee accounts ascending)."""
+        job_id, _ = self.post(committee_size, **kw)
+        return job_id, self.assign(job_id)
 
     def inputs(
         self, job_id: int, providers: Sequence[LocalAccount] | None = None
@@ -177,7 +206,13 @@ def _base_env(w3: Web3, market_artifact: CompiledContract) -> Env:
     for i, node in enumerate(nodes):
         market.register(node, bytes([i + 1]) * 32, f"http://127.0.0.1:{9000 + i}", MIN_STAKE_WEI)
     return Env(
-        w3=w3, market=market, buyer=buyer, outsider=outsider, nodes=nodes, unregistered=unregistered
+        w3=w3,
+        market=market,
+        beacon=BeaconClient(market),
+        buyer=buyer,
+        outsider=outsider,
+        nodes=nodes,
+        unregistered=unregistered,
     )
 
 

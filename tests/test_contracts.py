@@ -19,6 +19,7 @@ from offchain.chain.market import (
     decode_revert,
     deploy_market,
 )
+from tests.beacon_driver import mine_until, seed_job
 from tests.conftest import (
     EXIT_DELAY_S,
     MAX_TIMEOUT_S,
@@ -33,7 +34,8 @@ AGGS = [5, -7, 123_456_789]
 KEY = b"\x42" * 32
 
 # Gas regression bounds (contract properties at the pinned compiler/hardfork, not timings).
-POST_JOB_GAS_MAX = 150_000  # N=3
+POST_JOB_GAS_MAX = 150_000  # N=3, joining the Open beacon round
+POST_JOB_OPENING_ROUND_GAS_MAX = 175_000  # the first post of a deployment, opening a round
 FINALIZE_GAS_MAX = 150_000  # issue 2 target, with 3 committee signatures and 5 providers
 
 
@@ -72,6 +74,7 @@ def test_config_and_domain(env: Env) -> None:
         MIN_PAYMENT_WEI,
         MAX_TIMEOUT_S,
     )
+    assert (cfg.phase_blocks, cfg.randomness_fee_wei, cfg.beacon_slash_wei) == (20, 10**15, 10**17)
     assert env.market.domain() == eip712.market_domain(env.w3.eth.chain_id, env.market.address)
 
 
@@ -125,15 +128,24 @@ def test_update_endpoint(env: Env) -> None:
     assert env.market.get_node(node.address).endpoint == "http://127.0.0.1:4242"
     logs = env.market.contract.events.NodeEndpointUpdated().get_logs(from_block=block + 1)
     assert [(lg["args"]["node"], lg["args"]["endpoint"]) for lg in logs] == [
-        (node.address, "http://127.0.0.1:4242")]
+        (node.address, "http://127.0.0.1:4242")
+    ]
     env.market.request_exit(node)  # an Exiting node may still move
     env.market.update_endpoint(node, "http://127.0.0.1:4343")
     assert env.market.get_node(node.address).endpoint == "http://127.0.0.1:4343"
 
 
-@pytest.mark.parametrize("endpoint,ok", [("!", True), ("~", True), ("h" * 255 + "~", True),
-                                         ("a\x7fb", False), ("a\x20b", False),
-                                         ("\x00", False)])
+@pytest.mark.parametrize(
+    "endpoint,ok",
+    [
+        ("!", True),
+        ("~", True),
+        ("h" * 255 + "~", True),
+        ("a\x7fb", False),
+        ("a\x20b", False),
+        ("\x00", False),
+    ],
+)
 def test_endpoint_printable_ascii_boundaries(env: Env, endpoint: str, ok: bool) -> None:
     if ok:
         env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
@@ -215,18 +227,18 @@ def test_withdraw_stake_too_early(env: Env) -> None:
 
 
 def test_withdraw_stake_pays_stake_and_rewards_and_removes(env: Env) -> None:
-    # node 0 earns rewards on a job, then leaves.
-    job_id, _ = env.post(payment_wei=2 * MIN_PAYMENT_WEI + 1)
+    # The first member of a job's drawn committee earns rewards on it, then leaves.
+    job_id, committee = env.post_assigned(payment_wei=2 * MIN_PAYMENT_WEI + 1)
     inputs = env.inputs(job_id)
     env.market.finalize_job(
         env.outsider,
         job_id,
         AGGS,
-        [m.address for m in env.committee()],
+        [m.address for m in committee],
         inputs,
-        env.signatures(job_id, env.committee(2), AGGS, inputs),
+        env.signatures(job_id, committee[:2], AGGS, inputs),
     )
-    node = env.nodes[0]
+    node = committee[0]
     rewards = env.market.get_node(node.address).rewards_wei
     assert rewards == MIN_PAYMENT_WEI + 1  # first signer: share + remainder
     before_list = [env.market.node_at(i) for i in range(env.market.node_count())]
@@ -242,7 +254,8 @@ def test_withdraw_stake_pays_stake_and_rewards_and_removes(env: Env) -> None:
     after_list = [env.market.node_at(i) for i in range(env.market.node_count())]
     assert len(after_list) == len(before_list) - 1
     assert set(after_list) == set(before_list) - {node.address}
-    assert after_list[before_list.index(node.address)] == before_list[-1]  # swap-and-pop
+    if before_list[-1] != node.address:
+        assert after_list[before_list.index(node.address)] == before_list[-1]  # swap-and-pop
     with reverts("NotRegistered", node.address):
         env.market.withdraw_stake(node)
     # It may register again.
@@ -274,16 +287,17 @@ def test_withdraw_rewards_nothing(env: Env) -> None:
 
 
 def test_post_job_success(env: Env) -> None:
-    env.post()  # the first job of a deployment; measure a steady-state one below
-    committee = env.committee()
     block = env.w3.eth.block_number
-    job_id, tx = env.post(
-        committee, threshold=1, min_providers=4, timeout_s=900, payment_wei=10**16
-    )
-    assert job_id == 2 and env.market.job_count() == 2
-    assert tx.gas_used <= POST_JOB_GAS_MAX, tx.gas_used
+    first_id, open_tx = env.post()  # opens beacon round 1
+    job_id, tx = env.post(3, threshold=1, min_providers=4, timeout_s=900, payment_wei=10**16)
+    assert (first_id, job_id) == (1, 2) and env.market.job_count() == 2
+    assert open_tx.gas_used <= POST_JOB_OPENING_ROUND_GAS_MAX, open_tx.gas_used
+    assert tx.gas_used <= POST_JOB_GAS_MAX, tx.gas_used  # joins the Open round
     ts = int(env.w3.eth.get_block(tx.block_number)["timestamp"])
-    [ev] = env.market.job_posted_events(block + 1)
+    [opened] = env.beacon.events("RoundOpened", block + 1)
+    assert (opened["round_id"], opened["open_block"]) == (1, open_tx.block_number)
+    assert opened["active_nodes"] == len(env.nodes) and opened["threshold"] == 4
+    ev = env.market.job_posted_events(block + 1)[1]
     assert ev == {
         "block_number": tx.block_number,
         "tx_hash": tx.hash,
@@ -292,7 +306,8 @@ def test_post_job_success(env: Env) -> None:
         "buyer": env.buyer.address,
         "dataset_id": env.dataset,
         "query": env.query,
-        "committee": [m.address for m in committee],
+        "committee_size": 3,
+        "seed_round": 1,
         "threshold": 1,
         "min_providers": 4,
         "deadline": ts + 900,
@@ -302,11 +317,17 @@ def test_post_job_success(env: Env) -> None:
     assert job.status is JobStatus.OPEN
     assert (job.buyer, job.escrow_wei, job.deadline) == (env.buyer.address, 10**16, ts + 900)
     assert (job.committee_size, job.threshold, job.min_providers) == (3, 1, 4)
+    assert job.seed_round == 1
     assert job.spec_hash == eip712.spec_hash(env.dataset, env.query)
-    assert job.committee_hash == eip712.committee_hash([m.address for m in committee])
+    assert job.committee_hash == bytes(32)  # drawn later by assignCommittee
     assert (job.provider_count, job.signer_mask) == (0, 0)
     assert job.result_hash == bytes(32)
     assert env.balance(env.market.address) >= 10**16
+
+    committee = env.assign(job_id)
+    assert env.market.get_job(job_id).committee_hash == eip712.committee_hash(
+        [m.address for m in committee]
+    )
 
 
 def test_post_job_payment_too_low(env: Env) -> None:
@@ -320,20 +341,10 @@ def test_post_job_invalid_query(env: Env, query: str) -> None:
         env.post(query=query)
 
 
-@pytest.mark.parametrize("size", [1, 2, 33])
+@pytest.mark.parametrize("size", [0, 1, 2, 33, 255])
 def test_post_job_invalid_committee_size(env: Env, size: int) -> None:
-    members = [a.address for a in by_address(env.nodes)] * 3
     with reverts("InvalidCommitteeSize", size):
-        env.market.post_job(
-            env.buyer,
-            dataset_id=env.dataset,
-            query="q",
-            committee=members[:size],
-            threshold=1,
-            min_providers=1,
-            timeout_s=60,
-            payment_wei=MIN_PAYMENT_WEI,
-        )
+        env.post(size, threshold=1, min_providers=1, timeout_s=60, payment_wei=MIN_PAYMENT_WEI)
 
 
 @pytest.mark.parametrize("threshold", [0, 2, 3, 4])
@@ -346,36 +357,50 @@ def test_post_job_invalid_threshold(env: Env, threshold: int) -> None:
 
 def test_post_job_threshold_two_needs_five_members(env: Env) -> None:
     with reverts("InvalidThreshold", 2, 4):
-        env.post(env.committee(4), threshold=2)
-    job_id, _ = env.post(env.committee(5), threshold=2)
+        env.post(4, threshold=2)
+    job_id, _ = env.post(5, threshold=2)
     assert env.market.get_job(job_id).threshold == 2
 
 
-def test_post_job_committee_not_sorted(env: Env) -> None:
-    a, b, c = (m.address for m in env.committee())
-    for committee, index in (([a, c, b], 2), ([b, a, c], 1), ([a, a, b], 1)):
-        with reverts("CommitteeNotSorted", index):
-            env.market.post_job(
-                env.buyer,
-                dataset_id=env.dataset,
-                query="q",
-                committee=committee,
-                threshold=1,
-                min_providers=1,
-                timeout_s=60,
-                payment_wei=MIN_PAYMENT_WEI,
-            )
+def test_post_job_too_few_active_nodes(env: Env) -> None:
+    """A job needs a beacon round, and a round needs 3 Active nodes: on a market with 2 the
+    post reverts (nothing is stored); with a third node it goes through."""
+    market = env.fresh_market()
+    for i, node in enumerate(env.nodes[:2]):
+        market.register(node, KEY, f"http://n{i}", MIN_STAKE_WEI)
+    post = {
+        "dataset_id": env.dataset,
+        "query": "q",
+        "committee_size": 3,
+        "threshold": 1,
+        "min_providers": 1,
+        "timeout_s": 60,
+        "payment_wei": MIN_PAYMENT_WEI,
+    }
+    with reverts("TooFewActiveNodes", 2, 3):
+        market.post_job(env.buyer, **post)  # type: ignore[arg-type]
+    assert market.job_count() == 0
+    market.register(env.nodes[2], KEY, "http://n2", MIN_STAKE_WEI)
+    job_id, _ = market.post_job(env.buyer, **post)  # type: ignore[arg-type]
+    assert market.get_job(job_id).seed_round == 1
 
 
-def test_post_job_member_not_active(env: Env) -> None:
-    stranger = env.unregistered[0]
-    with reverts("NotActive", stranger.address) as e:
-        env.post([*env.committee(2), stranger])
-    assert str(e.value) == f"NotActive({stranger.address})"
-    exiting = env.nodes[1]
-    env.market.request_exit(exiting)
-    with reverts("NotActive", exiting.address):
-        env.post()
+def test_post_job_joins_the_open_round_until_its_commit_deadline(env: Env) -> None:
+    """Jobs posted while a round is Open share it; after its commit (or commit deadline) a new
+    post opens the next round."""
+    j1, _ = env.post()
+    j2, _ = env.post()
+    assert env.market.get_job(j1).seed_round == env.market.get_job(j2).seed_round == 1
+    env.assign(j1)  # commits and finalizes round 1
+    assert env.assign(j2)  # the same round seeds j2: no new round needed
+    assert env.beacon.round_count() == 1
+    j3, _ = env.post()
+    assert env.market.get_job(j3).seed_round == 2
+    open_block = env.beacon.get_round(2).open_block
+    mine_until(env.w3, open_block + env.beacon.phase_blocks())  # next tx: past the deadline
+    j4, _ = env.post()
+    assert env.market.get_job(j4).seed_round == 3
+    assert env.beacon.pending_round() == 3
 
 
 def test_post_job_invalid_min_providers(env: Env) -> None:
@@ -395,7 +420,8 @@ def test_max_committee_of_32_and_top_mask_bit(env: Env) -> None:
         env.market.register(acct, KEY, "http://x", MIN_STAKE_WEI)
     pool = by_address([*env.nodes, *extra])
     assert len(pool) == 32
-    job_id, _ = env.post(pool, threshold=1, payment_wei=MIN_PAYMENT_WEI)
+    job_id, committee = env.post_assigned(32, threshold=1, payment_wei=MIN_PAYMENT_WEI)
+    assert committee == pool  # all 32 eligible nodes drawn
     assert env.market.get_job(job_id).committee_size == 32
     inputs = env.inputs(job_id)
     signers = [pool[0], pool[31]]
@@ -410,20 +436,37 @@ def test_max_committee_of_32_and_top_mask_bit(env: Env) -> None:
     assert env.market.get_job(job_id).signer_mask == (1 << 31) | 1
 
 
+def test_committee_is_drawn_from_eligible_nodes_only(env: Env) -> None:
+    """A node that requested its exit before the round's commit block is never drawn (it
+    replaces the old 'member not Active at post' check); with one node short the draw
+    reverts TooFewEligibleNodes."""
+    exiting = env.nodes[5]
+    env.market.request_exit(exiting)
+    job_id, committee = env.post_assigned(len(env.nodes) - 1)
+    assert exiting not in committee
+    assert committee == [n for n in env.nodes if n is not exiting]
+    too_big, _ = env.post(len(env.nodes))  # a new round: the first one is final
+    with reverts("TooFewEligibleNodes", len(env.nodes) - 1, len(env.nodes)):
+        env.assign(too_big)
+    assert env.market.get_job(job_id).committee_size == len(env.nodes) - 1
+
+
 # ============================================================================ finalizeJob
 
 
 def _finalize_args(
-    env: Env, job_id: int, signers: list | None = None, providers: list | None = None
+    env: Env,
+    job_id: int,
+    committee: list,
+    signers: list | None = None,
+    providers: list | None = None,
 ) -> dict:
     inputs = env.inputs(job_id, providers)
-    sigs = env.signatures(
-        job_id, signers if signers is not None else env.committee(2), AGGS, inputs
-    )
+    sigs = env.signatures(job_id, signers if signers is not None else committee[:2], AGGS, inputs)
     return {
         "job_id": job_id,
         "aggregates": list(AGGS),
-        "committee": [m.address for m in env.committee()],
+        "committee": [m.address for m in committee],
         "inputs": inputs,
         "signatures": sigs,
     }
@@ -433,11 +476,16 @@ def _finalize(env: Env, **kw: object):  # type: ignore[no-untyped-def]
     return env.market.finalize_job(env.outsider, **kw)  # type: ignore[arg-type]
 
 
+def _assigned(env: Env, committee_size: int = 3, **kw: object):  # type: ignore[no-untyped-def]
+    """Post, draw the committee and build valid finalization arguments."""
+    job_id, committee = env.post_assigned(committee_size, **kw)
+    return job_id, committee, _finalize_args(env, job_id, committee)
+
+
 def test_finalize_success(env: Env) -> None:
     payment = 3 * MIN_PAYMENT_WEI + 2  # not divisible by 3: remainder 2 goes to the first signer
-    job_id, post_tx = env.post(payment_wei=payment)
-    committee = env.committee()
-    args = _finalize_args(env, job_id, signers=committee)
+    job_id, committee = env.post_assigned(payment_wei=payment)
+    args = _finalize_args(env, job_id, committee, signers=committee)
     block = env.w3.eth.block_number
     tx = _finalize(env, **args)
     assert tx.gas_used <= FINALIZE_GAS_MAX, tx.gas_used
@@ -480,15 +528,11 @@ def test_finalize_success(env: Env) -> None:
     assert env.market.get_node(member.address).stake_wei == MIN_STAKE_WEI
     with reverts("NothingToWithdraw"):
         env.market.withdraw_rewards(member)
-    assert post_tx.gas_used > 0
 
 
 def test_finalize_signer_mask_and_minimum_signatures(env: Env) -> None:
-    committee = env.nodes[:4]
-    job_id, _ = env.post(committee, threshold=1, payment_wei=MIN_PAYMENT_WEI)
-    args = _finalize_args(env, job_id, signers=[committee[1], committee[3]])
-    args["committee"] = [m.address for m in committee]
-    _finalize(env, **args)
+    job_id, committee = env.post_assigned(4, threshold=1, payment_wei=MIN_PAYMENT_WEI)
+    _finalize(env, **_finalize_args(env, job_id, committee, signers=[committee[1], committee[3]]))
     job = env.market.get_job(job_id)
     assert job.signer_mask == 0b1010
     assert env.market.get_node(committee[0].address).rewards_wei == 0
@@ -496,10 +540,10 @@ def test_finalize_signer_mask_and_minimum_signatures(env: Env) -> None:
 
 
 def test_finalize_by_exiting_member_and_exit_after(env: Env) -> None:
-    job_id, _ = env.post(payment_wei=MIN_PAYMENT_WEI)
-    member = env.committee()[0]
-    env.market.request_exit(member)  # after the job was posted: still serves it
-    _finalize(env, **_finalize_args(env, job_id))
+    job_id, committee = env.post_assigned(payment_wei=MIN_PAYMENT_WEI)
+    member = committee[0]
+    env.market.request_exit(member)  # after the committee was drawn: still serves the job
+    _finalize(env, **_finalize_args(env, job_id, committee))
     reward = env.market.get_node(member.address).rewards_wei
     assert reward > 0
     env.advance(EXIT_DELAY_S)
@@ -510,56 +554,71 @@ def test_finalize_by_exiting_member_and_exit_after(env: Env) -> None:
 
 def test_finalize_unknown_job(env: Env) -> None:
     with reverts("JobNotOpen", 99):
-        _finalize(env, **_finalize_args(env, 99))
+        _finalize(env, **_finalize_args(env, 99, env.nodes[:3]))
+
+
+def test_finalize_before_the_committee_is_assigned(env: Env) -> None:
+    job_id, _ = env.post()
+    args = _finalize_args(env, job_id, env.nodes[:3])
+    with reverts("CommitteeNotAssigned", job_id):
+        _finalize(env, **args)
+    # Its round finalized but nobody called assignCommittee yet: still not assigned.
+    seed_job(env.beacon, job_id, env.nodes, env.outsider)
+    with reverts("CommitteeNotAssigned", job_id):
+        _finalize(env, **args)
+    committee = env.assign(job_id)
+    _finalize(env, **_finalize_args(env, job_id, committee))
+    assert env.market.get_job(job_id).status is JobStatus.FINALIZED
 
 
 def test_finalize_too_few_signatures(env: Env) -> None:
-    job_id, _ = env.post(env.committee(5), threshold=2)
-    args = _finalize_args(env, job_id, signers=env.committee(2))
-    args["committee"] = [m.address for m in by_address(env.committee(5))]
+    job_id, committee = env.post_assigned(5, threshold=2)
+    args = _finalize_args(env, job_id, committee, signers=committee[:2])
     with reverts("TooFewSignatures", 2, 3):
         _finalize(env, **args)
 
 
 def test_finalize_duplicate_signer(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id, signers=env.committee(1))
+    job_id, committee = env.post_assigned()
+    args = _finalize_args(env, job_id, committee, signers=committee[:1])
     args["signatures"] = args["signatures"] * 2
     with reverts("SignersNotSorted", 1):
         _finalize(env, **args)
 
 
 def test_finalize_unsorted_signers(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    _, _, args = _assigned(env)
     args["signatures"] = list(reversed(args["signatures"]))
     with reverts("SignersNotSorted", 1):
         _finalize(env, **args)
 
 
 def test_finalize_unregistered_signer(env: Env) -> None:
-    job_id, _ = env.post()
+    job_id, committee = env.post_assigned()
     stranger = env.unregistered[0]
     # Signatures are sorted by signer, so the stranger fails the membership check wherever it is.
-    args = _finalize_args(env, job_id, signers=[stranger, *env.committee(1)])
+    args = _finalize_args(env, job_id, committee, signers=[stranger, *committee[:1]])
     with reverts("NotCommitteeMember", stranger.address):
         _finalize(env, **args)
 
 
-def test_finalize_non_committee_signer(env: Env) -> None:
-    job_id, _ = env.post()
-    outsider_node = env.spare[-1]  # registered, not in the committee, above every member
-    args = _finalize_args(env, job_id, signers=[*env.committee(1), outsider_node])
+@pytest.mark.parametrize("above", [True, False])
+def test_finalize_non_committee_signer(env: Env, above: bool) -> None:
+    job_id, committee = env.post_assigned()
+    outsider_node = env.non_member(committee, above)  # registered, not drawn
+    args = _finalize_args(env, job_id, committee, signers=[*committee[:1], outsider_node])
     with reverts("NotCommitteeMember", outsider_node.address):
         _finalize(env, **args)
 
 
 def test_finalize_signature_for_another_job(env: Env) -> None:
     job_id, _ = env.post()
-    other_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    other_id, _ = env.post()  # same beacon round, its own committee
+    committee = env.assign(job_id)
+    env.assign(other_id)
+    args = _finalize_args(env, job_id, committee)
     inputs = args["inputs"]
-    wrong = env.signatures(other_id, env.committee(1), AGGS, inputs)
+    wrong = env.signatures(other_id, committee[:1], AGGS, inputs)
     args["signatures"] = [wrong[0], args["signatures"][1]]
     # The signature recovers to an unrelated address, which is not a committee member.
     with reverts("NotCommitteeMember"):
@@ -567,8 +626,7 @@ def test_finalize_signature_for_another_job(env: Env) -> None:
 
 
 def test_finalize_signature_over_other_aggregates(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    _, _, args = _assigned(env)
     args["aggregates"] = [5, -7, 123_456_788]
     with pytest.raises(ContractRevert) as e:
         _finalize(env, **args)
@@ -576,8 +634,7 @@ def test_finalize_signature_over_other_aggregates(env: Env) -> None:
 
 
 def test_finalize_high_s_and_bad_v_signatures(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    _, _, args = _assigned(env)
     root, sig = args["signatures"][1]
     for bad in (high_s(sig), eip712.Sig(sig.r, sig.s, 29), eip712.Sig(sig.r, bytes(32), sig.v)):
         tampered = dict(args, signatures=[args["signatures"][0], (root, bad)])
@@ -586,24 +643,23 @@ def test_finalize_high_s_and_bad_v_signatures(env: Env) -> None:
 
 
 def test_finalize_wrong_committee_list(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    _, committee, args = _assigned(env)
     members = args["committee"]
-    for committee in (members[:2], [*members[:2], env.spare[0].address], members[::-1]):
+    other = env.non_member(committee).address
+    for wrong in (members[:2], [*members[:2], other], members[::-1], [*members, other]):
         with reverts("CommitteeMismatch"):
-            _finalize(env, **dict(args, committee=committee))
+            _finalize(env, **dict(args, committee=wrong))
 
 
 def test_finalize_too_few_providers(env: Env) -> None:
-    job_id, _ = env.post(min_providers=3)
-    args = _finalize_args(env, job_id, providers=env.providers(2))
+    job_id, committee = env.post_assigned(min_providers=3)
+    args = _finalize_args(env, job_id, committee, providers=env.providers(2))
     with reverts("TooFewProviders", 2, 3):
         _finalize(env, **args)
 
 
 def test_finalize_unsorted_or_duplicate_providers(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    _, _, args = _assigned(env)
     inputs = args["inputs"]
     for bad, index in ((list(reversed(inputs)), 1), ([inputs[0], *inputs], 1)):
         with reverts("ProvidersNotSorted", index):
@@ -611,16 +667,15 @@ def test_finalize_unsorted_or_duplicate_providers(env: Env) -> None:
 
 
 def test_finalize_unregistered_provider(env: Env) -> None:
-    job_id, _ = env.post()
+    job_id, committee = env.post_assigned()
     stranger = env.unregistered[0]
-    args = _finalize_args(env, job_id, providers=[*env.providers(3), stranger])
+    args = _finalize_args(env, job_id, committee, providers=[*env.providers(3), stranger])
     with reverts("NotRegistered", stranger.address):
         _finalize(env, **args)
 
 
 def test_finalize_bad_provider_signature(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    job_id, _, args = _assigned(env)
     inputs = list(args["inputs"])
     provider, commitment, sig = inputs[2]
     forged = eip712.sign_input_commitment(Account.create(), env.market.domain(), job_id, commitment)
@@ -636,32 +691,28 @@ def test_finalize_bad_provider_signature(env: Env) -> None:
 
 @pytest.mark.parametrize("aggregates", [[], list(range(65))])
 def test_finalize_invalid_aggregates(env: Env, aggregates: list[int]) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    _, _, args = _assigned(env)
     with reverts("InvalidAggregates"):
         _finalize(env, **dict(args, aggregates=aggregates))
 
 
 def test_finalize_at_and_after_deadline(env: Env) -> None:
-    job_id, _ = env.post(timeout_s=100)
+    job_id, _, args = _assigned(env, timeout_s=100)
     deadline = env.market.get_job(job_id).deadline
-    args = _finalize_args(env, job_id)
     env.advance(101)
     assert env.now() > deadline
     with reverts("DeadlinePassed", deadline):
         _finalize(env, **args)
     # Exactly at the deadline is still in time.
-    job2, _ = env.post(timeout_s=100)
+    job2, _, args2 = _assigned(env, timeout_s=100)
     deadline2 = env.market.get_job(job2).deadline
-    args2 = _finalize_args(env, job2)
     env.set_next_timestamp(deadline2)
     _finalize(env, **args2)
     assert env.market.get_job(job2).status is JobStatus.FINALIZED
 
 
 def test_finalize_twice(env: Env) -> None:
-    job_id, _ = env.post()
-    args = _finalize_args(env, job_id)
+    job_id, _, args = _assigned(env)
     _finalize(env, **args)
     with reverts("JobNotOpen", job_id):
         _finalize(env, **args)
@@ -690,8 +741,8 @@ def test_reclaim_before_deadline(env: Env) -> None:
 
 
 def test_reclaim_after_finalize(env: Env) -> None:
-    job_id, _ = env.post(timeout_s=10)
-    _finalize(env, **_finalize_args(env, job_id))
+    job_id, _, args = _assigned(env, timeout_s=10)
+    _finalize(env, **args)
     env.advance(11)
     with reverts("JobNotOpen", job_id):
         env.market.reclaim_escrow(env.buyer, job_id)
@@ -699,8 +750,7 @@ def test_reclaim_after_finalize(env: Env) -> None:
 
 def test_reclaim_success_exactly_once(env: Env) -> None:
     payment = 7 * MIN_PAYMENT_WEI + 3
-    job_id, _ = env.post(timeout_s=10, payment_wei=payment)
-    args = _finalize_args(env, job_id)
+    job_id, _, args = _assigned(env, timeout_s=10, payment_wei=payment)
     env.advance(11)
     market_balance = env.balance(env.market.address)
     balance = env.balance(env.buyer)
@@ -717,21 +767,38 @@ def test_reclaim_success_exactly_once(env: Env) -> None:
         _finalize(env, **args)
 
 
+def test_reclaim_of_a_job_whose_committee_was_never_drawn(env: Env) -> None:
+    """If no beacon round ever seeds the job, the buyer still gets the escrow back."""
+    job_id, _ = env.post(timeout_s=10, payment_wei=MIN_PAYMENT_WEI)
+    env.advance(11)
+    with reverts("DeadlinePassed", env.market.get_job(job_id).deadline):
+        env.assign(job_id)  # too late to draw a committee
+    env.market.reclaim_escrow(env.buyer, job_id)
+    assert env.market.get_job(job_id).status is JobStatus.REFUNDED
+
+
 # ============================================================================ accounting
 
 
 def test_contract_balance_matches_obligations(env: Env) -> None:
-    """ETH held == stakes + unpaid rewards + open escrows, after a mix of operations."""
+    """ETH held == stakes + unpaid rewards + open escrows + beacon pots of unfinished rounds,
+    after a mix of operations (randomness fees become revealer rewards)."""
+    fee = env.beacon.randomness_fee_wei()
     j1, _ = env.post(payment_wei=MIN_PAYMENT_WEI + 1)
+    env.beacon.request_randomness(env.buyer)  # joins round 1: its fee is paid to the revealers
     j2, _ = env.post(payment_wei=2 * MIN_PAYMENT_WEI, timeout_s=10)
-    _finalize(env, **_finalize_args(env, j1))
+    committee = env.assign(j1)
+    _finalize(env, **_finalize_args(env, j1, committee))
     env.advance(11)
     env.market.reclaim_escrow(env.buyer, j2)
-    env.market.withdraw_rewards(env.committee()[1])
+    env.market.withdraw_rewards(committee[1])
     j3, _ = env.post(payment_wei=5 * MIN_PAYMENT_WEI)
+    _, round_id, _ = env.beacon.request_randomness(env.buyer, fee_wei=fee + 7)  # open round 2
+    pot = env.beacon.get_round(round_id).pot_wei
+    assert pot == fee + 7
     nodes = env.market.list_nodes()
     owed = sum(n.stake_wei + n.rewards_wei for n in nodes)
-    assert env.balance(env.market.address) == owed + env.market.get_job(j3).escrow_wei
+    assert env.balance(env.market.address) == owed + env.market.get_job(j3).escrow_wei + pot
 
 
 # ============================================================================ client plumbing

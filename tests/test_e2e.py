@@ -16,6 +16,7 @@ import pytest
 from eth_account import Account
 
 from offchain import eip712
+from offchain.chain.devnet import dev_accounts
 from offchain.chain.market import ContractRevert
 from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
 from offchain.envelope import Header, seal
@@ -59,7 +60,30 @@ def test_queries_match_plaintext(network: DemoNetwork) -> None:
         assert bin(job.signer_mask).count("1") >= 2  # at least t+1 committee signatures
         gas = {tx["name"]: tx["gas_used"] for tx in r.txs}
         assert gas["postJob"] > 0 and gas["finalizeJob"] > 0
+        assert gas["assignCommittee"] > 0 and r.randomness_round >= 1
+        assert job.seed_round <= r.randomness_round
     assert network.run_job("count").result == 569
+
+
+def test_committee_recomputed_from_chain_data(network: DemoNetwork) -> None:
+    """Issue 3: the committee the contract recorded equals the one recomputed in Python from
+    the seeding round's output and the registry's events alone."""
+    from offchain.chain.beacon import BeaconClient
+    from offchain.chain.events import EventDecoder
+    from offchain.protocol.committee import committee_seed, draw_committee, eligible_from_events
+
+    r = network.run_job("count")
+    beacon = BeaconClient(network.market)
+    assigned = next(ev for ev in beacon.events("CommitteeAssigned") if ev["job_id"] == r.job_id)
+    rnd = beacon.get_round(int(assigned["round_id"]))
+    events = EventDecoder(network.market.contract).fetch(0, "latest")
+    candidates = eligible_from_events(events, rnd.commit_block)
+    assert len(candidates) == 5
+    expected = draw_committee(candidates, 3, committee_seed(rnd.output, r.job_id))
+    assert expected == r.committee == [str(a) for a in assigned["committee"]]
+    assert eip712.committee_hash(expected) == network.market.get_job(r.job_id).committee_hash
+    # and the contract's own rule, evaluated by eth_call, agrees
+    assert beacon.draw_committee(candidates, 3, committee_seed(rnd.output, r.job_id)) == expected
 
 
 def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
@@ -68,11 +92,10 @@ def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
     reclaims exactly its escrow."""
     import time
 
-    committee = network.registered[:3]
     job_id, _ = network.market.post_job(
         network.buyer, dataset_id=eip712.dataset_id("wdbc"), query="count",
-        committee=committee, threshold=1, min_providers=6, timeout_s=5, payment_wei=10**16)
-    time.sleep(1.5)  # real time for the nodes to try (and refuse) to open; < timeout_s
+        committee_size=3, threshold=1, min_providers=6, timeout_s=5, payment_wei=10**16)
+    time.sleep(2.5)  # real time for the nodes to try (and refuse) to open; < timeout_s
     job = network.market.get_job(job_id)
     assert int(job.status) == 1  # still Open: no result was finalized
     with pytest.raises(ContractRevert, match="DeadlineNotReached"):
@@ -96,10 +119,9 @@ def test_a_non_utf8_query_does_not_stop_the_nodes(network: DemoNetwork) -> None:
     from eth_utils.crypto import keccak
 
     w3, buyer = network.w3, network.buyer
-    selector = keccak(text="postJob(bytes32,string,address[],uint8,uint16,uint40)")[:4]
-    data = selector + encode(["bytes32", "bytes", "address[]", "uint8", "uint16", "uint40"],
-                             [eip712.dataset_id("wdbc"), b"count\xff", network.registered[:3],
-                              1, 1, 60])
+    selector = keccak(text="postJob(bytes32,string,uint8,uint8,uint16,uint40)")[:4]
+    data = selector + encode(["bytes32", "bytes", "uint8", "uint8", "uint16", "uint40"],
+                             [eip712.dataset_id("wdbc"), b"count\xff", 3, 1, 1, 60])
     tx = {"to": network.market.address, "data": data, "value": 10**15, "gas": 300_000,
           "chainId": w3.eth.chain_id, "nonce": w3.eth.get_transaction_count(buyer.address),
           "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}
@@ -185,13 +207,56 @@ def test_cli_json_demo() -> None:
                          capture_output=True, text=True, timeout=300, check=True)
     r = json.loads(out.stdout)
     for key in ("job_id", "query", "result", "plaintext", "providers", "committee", "txs",
-                "latency_s"):
+                "latency_s", "randomness_round"):
         assert key in r
     assert math.isclose(r["result"], r["plaintext"], rel_tol=1e-9)
     assert len(r["committee"]) == 3 and r["providers"] == 5
+    assert r["randomness_round"] == 1  # the round the job's post opened
     names = {tx["name"] for tx in r["txs"]}
-    assert {"deploy", "postJob", "finalizeJob"} <= names
+    assert {"deploy", "postJob", "commitRound", "reveal", "assignCommittee",
+            "finalizeJob"} <= names
     assert all(tx["gas_used"] > 0 for tx in r["txs"])
+
+
+def test_cli_randomness_with_a_withheld_reveal() -> None:
+    """Issue 3: one node never reveals. Its contribution is reconstructed from T+1 verified
+    shares after the reveal phase, accepted by the chain only because it matches the node's
+    commitment, the output is the hash of all five contributions (recomputed from the opened
+    values), and the withholder — and nobody else — is slashed."""
+    out = subprocess.run([EXE, "randomness", "--json", "--withhold", "1"],
+                         capture_output=True, text=True, timeout=300, check=True)
+    r = json.loads(out.stdout)
+    assert len(r["participants"]) == 5 and r["threshold"] == 1
+    assert len(r["revealed"]) == 4 and len(r["recovered"]) == 1
+    assert set(r["revealed"]) | set(r["recovered"]) == set(r["participants"])
+    assert r["slashed"] == r["recovered"]
+    assert r["output_recomputed"] is True
+    names = [tx["name"] for tx in r["txs"]]
+    assert names[:3] == ["requestRandomness", "commitRound", "reveal"] and "recover" in names
+    assert len(r["value"]) == 66 and r["gas_round"] > 0
+
+
+def test_cli_randomness_with_an_inconsistent_dealer() -> None:
+    """Issue 3: a dealer deals one node a share that does not match its Pedersen commitment.
+    The recipient detects it (and holds a signed, provable complaint), the leader leaves the
+    dealer out of Q, and the round completes at once with the other four."""
+    out = subprocess.run([EXE, "randomness", "--json", "--bad-share", "1"],
+                         capture_output=True, text=True, timeout=300, check=True)
+    r = json.loads(out.stdout)
+    assert len(r["excluded"]) == 1 and len(r["participants"]) == 4
+    assert r["excluded"][0] not in r["participants"]
+    assert sorted(r["revealed"]) == sorted(r["participants"]) and r["recovered"] == []
+    assert r["output_recomputed"] is True and r["slashed"] == []
+    assert r["latency_s"] < 5
+
+
+def test_cli_randomness_rejects_bad_options() -> None:
+    for args, message in ((["--participants", "2"], "at least 3"),
+                          (["--withhold", "5"], "--withhold must be between 0 and 4")):
+        proc = subprocess.run([EXE, "randomness", *args], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr
 
 
 def test_cli_demo_on_another_csv(tmp_path: Path) -> None:
@@ -234,14 +299,16 @@ def test_cli_bad_input(network: DemoNetwork, tmp_path: Path, args: list[str],
     files = {"nonnumeric": tmp_path / "nonnumeric.csv", "empty": tmp_path / "empty.csv",
              "missing": tmp_path / "missing.csv"}
     args = [a.format(**files) for a in args]
-    block = network.w3.eth.block_number
+    # blocks keep coming (one a second), so "nothing sent" = the demo's accounts sent nothing
+    senders = [a.address for a in dev_accounts(2)]
+    nonces = [network.w3.eth.get_transaction_count(a) for a in senders]
     out = subprocess.run([EXE, "demo", "--rpc-url", network.rpc_url, *args],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
     assert message in lines[0]
-    assert network.w3.eth.block_number == block
+    assert [network.w3.eth.get_transaction_count(a) for a in senders] == nonces
 
 
 def test_cli_unreachable_rpc() -> None:

@@ -60,9 +60,8 @@ def test_derived_hashes_are_what_the_contract_accepts(env: Env) -> None:
     """A job finalized with extreme int256 aggregates: the contract's stored/emitted hashes equal
     result_hash, inputs_hash, proof_hash, committee_hash and spec_hash computed in Python."""
     aggregates = [0, -1, 1, -(2**255), 2**255 - 1, -123_456_789_012]
-    committee = env.committee()
     query = "mean(radius) — naïve UTF-8 ✓"
-    job_id, _ = env.post(committee, query=query)
+    job_id, committee = env.post_assigned(query=query)
     job = env.market.get_job(job_id)
     assert job.committee_hash == eip712.committee_hash([m.address for m in committee])
     assert job.spec_hash == eip712.spec_hash(env.dataset, query)

@@ -3,8 +3,9 @@ nothing (checks-effects-interactions: the whole transaction reverts, escrow/stak
 
 The refusing account is contracts/test/EtherRejecter.sol, a forwarder whose receive() reverts,
 acting as a buyer (reclaimEscrow) and as a node (withdrawStake). withdrawRewards to such an
-account cannot be reached: rewards go only to committee signers, and a contract cannot produce
-the ECDSA signature the market requires.
+account cannot be reached: rewards go only to committee signers and beacon revealers, and a
+contract can produce neither the ECDSA signature a result needs nor the BeaconCommit signature
+that makes it a beacon participant.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from web3.exceptions import ContractCustomError
 from offchain import eip712
 from offchain.chain.compile import compile_contracts
 from offchain.chain.market import decode_revert
-from tests.conftest import EXIT_DELAY_S, MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env, by_address
+from tests.conftest import EXIT_DELAY_S, MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,7 @@ def deploy_rejecter(env: Env, artifact: Any) -> Any:
 
 def forward(env: Env, rejecter: Any, call: Any, value: int = 0) -> None:
     data = call._encode_transaction_data()
-    tx_hash = rejecter.functions.forward(data).transact({"from": env.buyer.address,
-                                                         "value": value})
+    tx_hash = rejecter.functions.forward(data).transact({"from": env.buyer.address, "value": value})
     assert env.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
 
 
@@ -50,9 +50,12 @@ def forward_reverts(env: Env, rejecter: Any, call: Any) -> str:
 def test_reclaim_to_a_buyer_refusing_eth(env: Env, rejecter_artifact: Any) -> None:
     rejecter = deploy_rejecter(env, rejecter_artifact)
     fns = env.market.contract.functions
-    committee = [m.address for m in by_address(env.committee())]
-    forward(env, rejecter, fns.postJob(eip712.dataset_id("d"), "count", committee, 1, 1, 60),
-            value=MIN_PAYMENT_WEI)
+    forward(
+        env,
+        rejecter,
+        fns.postJob(eip712.dataset_id("d"), "count", 3, 1, 1, 60),
+        value=MIN_PAYMENT_WEI,
+    )
     job_id = env.market.job_count()
     assert env.market.get_job(job_id).buyer == rejecter.address
     env.advance(61)

@@ -134,12 +134,14 @@ def _read_unit(root: Path, unit: str) -> str:
 
 
 def _collect_sources(root: Path, include_tests: bool = False) -> dict[str, dict[str, str]]:
-    """All ``contracts/*.sol`` (plus ``contracts/test/*.sol`` test doubles if asked) and their
-    transitive imports, keyed by source unit name."""
+    """All ``contracts/*.sol`` and ``contracts/examples/*.sol`` (plus ``contracts/test/*.sol``
+    test doubles if asked) and their transitive imports, keyed by source unit name."""
     own = sorted((root / "contracts").glob("*.sol"))
     if not own:
         raise CompilerError(f"no Solidity sources in {root / 'contracts'}")
     pending = [f"contracts/{p.name}" for p in own]
+    pending += [f"contracts/examples/{p.name}"
+                for p in sorted((root / "contracts" / "examples").glob("*.sol"))]
     if include_tests:
         pending += [f"contracts/test/{p.name}"
                     for p in sorted((root / "contracts" / "test").glob("*.sol"))]

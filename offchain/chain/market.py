@@ -109,6 +109,7 @@ class JobInfo:
     status: JobStatus
     provider_count: int
     signer_mask: int
+    seed_round: int
     result_hash: bytes
 
 
@@ -120,6 +121,9 @@ class MarketConfig:
     exit_delay_s: int
     min_payment_wei: int
     max_timeout_s: int
+    phase_blocks: int
+    randomness_fee_wei: int
+    beacon_slash_wei: int
 
 
 # ----------------------------------------------------------------------------- client
@@ -213,7 +217,7 @@ class MarketClient:
         *,
         dataset_id: bytes,
         query: str,
-        committee: Sequence[str],
+        committee_size: int,
         threshold: int,
         min_providers: int,
         timeout_s: int,
@@ -221,14 +225,15 @@ class MarketClient:
     ) -> tuple[int, TxResult]:
         """Post a job escrowing ``payment_wei``; returns (job id from the JobPosted event, tx).
 
-        ``committee`` must already be strictly ascending (this method does not sort). Raises
-        ContractRevert PaymentTooLow / InvalidQuery / InvalidCommitteeSize / InvalidThreshold /
-        CommitteeNotSorted / NotActive / InvalidMinProviders / InvalidTimeout.
+        The committee of ``committee_size`` nodes is drawn later (:meth:`assign_committee`) from
+        the beacon round the job joins (``seed_round`` of the job). Raises ContractRevert
+        PaymentTooLow / InvalidQuery / InvalidCommitteeSize / InvalidThreshold /
+        InvalidMinProviders / InvalidTimeout / TooFewActiveNodes.
         """
         fn = self.contract.functions.postJob(
             bytes(dataset_id),
             query,
-            [to_checksum_address(a) for a in committee],
+            committee_size,
             threshold,
             min_providers,
             timeout_s,
@@ -327,7 +332,8 @@ class MarketClient:
             status=JobStatus(j[8]),
             provider_count=int(j[9]),
             signer_mask=int(j[10]),
-            result_hash=bytes(j[11]),
+            seed_round=int(j[11]),
+            result_hash=bytes(j[12]),
         )
 
     def job_count(self) -> int:
@@ -342,6 +348,9 @@ class MarketClient:
             exit_delay_s=int(self._call(f.exitDelayS())),
             min_payment_wei=int(self._call(f.minPaymentWei())),
             max_timeout_s=int(self._call(f.maxTimeoutS())),
+            phase_blocks=int(self._call(f.phaseBlocks())),
+            randomness_fee_wei=int(self._call(f.randomnessFeeWei())),
+            beacon_slash_wei=int(self._call(f.beaconSlashWei())),
         )
 
     def domain(self) -> dict[str, Any]:
@@ -415,6 +424,9 @@ def deploy_market(
     exit_delay_s: int,
     min_payment_wei: int,
     max_timeout_s: int,
+    phase_blocks: int = 20,
+    randomness_fee_wei: int = 10**15,
+    beacon_slash_wei: int = 10**17,
     abi: Sequence[dict[str, Any]] | None = None,
     bytecode: str | None = None,
 ) -> MarketClient:
@@ -425,6 +437,9 @@ def deploy_market(
         exit_delay_s: requestExit -> withdrawStake delay (s); must exceed ``max_timeout_s``.
         min_payment_wei: minimal job escrow (wei, < 2**96).
         max_timeout_s: longest job timeout (s).
+        phase_blocks: length of each beacon phase (commit, reveal, recovery) in blocks.
+        randomness_fee_wei: price of one randomness request (wei).
+        beacon_slash_wei: stake seized from a beacon participant whose reveal was withheld.
         abi, bytecode: artifact to deploy (default: compiled from ``contracts/``).
 
     Raises:
@@ -436,7 +451,8 @@ def deploy_market(
         abi, bytecode = art.abi, art.bytecode
     factory = w3.eth.contract(abi=list(abi), bytecode=bytecode)
     sender = TxSender(w3, ErrorDecoder(abi), DEFAULT_TIP_WEI)
-    ctor = factory.constructor(min_stake_wei, exit_delay_s, min_payment_wei, max_timeout_s)
+    ctor = factory.constructor(min_stake_wei, exit_delay_s, min_payment_wei, max_timeout_s,
+                               phase_blocks, randomness_fee_wei, beacon_slash_wei)
     tx = sender.send("deploy", deployer, ctor)
     address = tx.receipt["contractAddress"]
     if address is None:

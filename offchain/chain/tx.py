@@ -190,16 +190,22 @@ class TxSender:
         base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
         return {"maxFeePerGas": 2 * base + self.tip_wei, "maxPriorityFeePerGas": self.tip_wei}
 
-    def send(self, name: str, account: LocalAccount, fn: Any, value: int = 0) -> TxResult:
-        """``fn``: a bound ContractFunction or ContractConstructor."""
+    def send(self, name: str, account: LocalAccount, fn: Any, value: int = 0,
+             extra_gas: int = 0) -> TxResult:
+        """``fn``: a bound ContractFunction or ContractConstructor. ``extra_gas`` is added to the
+        estimate's margin when the gas used can grow with state other senders change meanwhile
+        (e.g. the reveal that completes a beacon round also finalizes it)."""
         sender = account.address
         with self.reverts():
-            estimate = int(fn.estimate_gas({"from": sender, "value": value}))
+            # against the pending block: the one the transaction will be mined in (phase
+            # deadlines are block numbers, so "latest" would be one block off)
+            estimate = int(fn.estimate_gas({"from": sender, "value": value},
+                                           block_identifier="pending"))
         params: dict[str, Any] = {
             "from": sender,
             "value": value,
             "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
-            "gas": estimate * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + _GAS_MARGIN_ADD,
+            "gas": estimate * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + _GAS_MARGIN_ADD + extra_gas,
             "chainId": self.chain_id,
             "type": 2,
             **self.fees(),

@@ -20,6 +20,7 @@ Kinds, in protocol order (all rounds are independent of the number of providers)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from eth_utils.address import is_checksum_address
@@ -127,9 +128,11 @@ def encode_payload(payload: _Payload) -> bytes:
                       sort_keys=True).encode()
 
 
-def decode_payload(kind: str, data: bytes) -> Any:
-    """Parse and validate the payload of ``kind``. Raises PayloadError with the reason."""
-    model = PAYLOADS.get(kind)
+def decode_payload(kind: str, data: bytes,
+                   payloads: Mapping[str, type[_Payload]] | None = None) -> Any:
+    """Parse and validate the payload of ``kind`` (looked up in ``payloads``, default the job
+    protocol's). Raises PayloadError with the reason."""
+    model = (PAYLOADS if payloads is None else payloads).get(kind)
     if model is None:
         raise PayloadError(f"unknown message kind {kind!r}")
     try:

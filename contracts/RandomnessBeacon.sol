@@ -1,0 +1,602 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {NotActive, NotRegistered} from "./NodeRegistry.sol";
+import {IRandomnessConsumer} from "./IRandomnessConsumer.sol";
+
+/// @title RandomnessBeacon — commit / reveal / recover randomness run by the registered nodes
+/// @notice A round is opened by demand (a job post or a paid randomness request). The registered
+///         nodes taking part each draw a secret contribution s_i in F_r and a salt, and deal Pedersen
+///         verifiable shares of (s_i, salt_i) (threshold T) to the other nodes off chain. They agree
+///         on the set Q of participants whose shares everybody in Q verified, and every member of Q
+///         signs (EIP-712 BeaconCommit) the list of Q's commitments; one transaction puts Q on
+///         chain (the commit). From that moment the output is fixed:
+///             output = keccak256(abi.encode(chainid, beacon, roundId, sum_i s_i mod r)).
+///         In the reveal phase each contribution is opened and checked against its commitment
+///         c_i = keccak256(abi.encode(P.x, P.y, restHash)), P = s_i*G + salt_i*H on BN254 G1
+///         (EIP-196 precompiles). After the reveal phase anyone holding T+1 shares of a withheld
+///         contribution reconstructs it and submits it (recover); the same check applies, and the
+///         participant that withheld is slashed. If contributions are still missing when the
+///         recovery phase ends (fewer than T+1 honest share holders), the round fails visibly and
+///         its requests move to a new round.
+/// @dev Phases are bounded in blocks (phaseBlocks each): commit until openBlock + phaseBlocks,
+///      reveal until commitBlock + phaseBlocks, recovery until commitBlock + 2 * phaseBlocks. A
+///      phase ends early as soon as every contribution is in. Sources: Pedersen, "Non-interactive
+///      and information-theoretic secure verifiable secret sharing", CRYPTO'91; EIP-196 (ecAdd,
+///      ecMul); EIP-712. T = max(1, floor((N - 1) / 3)) for N Active nodes at opening, and Q needs
+///      at least 2T + 1 members, so T+1 honest share holders exist if at most T are faulty.
+abstract contract RandomnessBeacon is EIP712 {
+    enum RoundStatus {
+        None,
+        Open, // commit phase
+        Committed, // reveal and recovery phases
+        Finalized,
+        Failed
+    }
+
+    /// @notice A round as stored. Slot 0 packs the small fields.
+    struct Round {
+        uint40 openBlock;
+        uint40 commitBlock;
+        uint8 threshold;
+        uint8 participantCount;
+        uint8 settledCount; // revealed + recovered
+        RoundStatus status;
+        uint64 revealedMask; // bit i: participants[i] revealed itself
+        uint64 recoveredMask; // bit i: participants[i]'s contribution was recovered
+        bytes32 participantsHash; // keccak256(abi.encode(address[] participants, bytes32[] commitments))
+        uint256 accumulator; // sum of the contributions opened so far, mod r (0 once Finalized)
+        bytes32 output;
+        uint96 potWei; // fees and slashed stake, paid to the revealers at finalization (carried
+        // to the next round opened if nobody revealed)
+        uint64 successor; // round that took over the requests of a Failed round
+    }
+
+    /// @notice An opening of contribution `index` of a round.
+    struct Opening {
+        uint256 index;
+        uint256 secret; // s_i, element of F_r
+        uint256 salt; // salt_i, element of F_r
+        bytes32 restHash; // keccak256 of the commitment points C_1..C_T
+    }
+
+    /// @notice An ECDSA signature; v in {27, 28}, low s.
+    struct BeaconSig {
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+    }
+
+    enum RequestStatus {
+        None,
+        Pending,
+        Fulfilled,
+        CallbackFailed
+    }
+
+    /// @notice A consumer's request for one random value.
+    struct Request {
+        address requester;
+        uint64 roundId;
+        uint24 callbackGasLimit;
+        RequestStatus status;
+    }
+
+    /// @notice EIP-712 type hash of BeaconCommit(uint256 roundId,bytes32 participantsHash).
+    bytes32 public constant BEACON_COMMIT_TYPEHASH =
+        keccak256("BeaconCommit(uint256 roundId,bytes32 participantsHash)");
+    /// @notice BN254 scalar field order r (the group order of G1).
+    uint256 public constant FIELD_ORDER =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// @notice Pedersen generator H = try-and-increment hash of "MPCMarket/pedersen/H" (counter 0).
+    uint256 public constant H_X = 0x0ad60f0bde053fa84253c242302a2e760d8989580a1e13e3c9df88c572d598fd;
+    uint256 public constant H_Y = 0x17bc53eb26c2da0ba80350ba09b910cd8a6e61eeb45ea668a5051fabda18c382;
+    /// @notice Most participants in a round (the masks are 64 bits).
+    uint256 public constant MAX_PARTICIPANTS = 64;
+    /// @notice Fewest Active nodes needed to open a round.
+    uint256 public constant MIN_BEACON_NODES = 3;
+    /// @notice Largest callback gas limit a request may ask for.
+    uint256 public constant MAX_CALLBACK_GAS = 2_000_000;
+    /// @dev Gas kept back for the bookkeeping after a callback.
+    uint256 private constant CALLBACK_RESERVE_GAS = 10_000;
+
+    /// @notice Length of each phase in blocks.
+    uint40 public immutable phaseBlocks;
+    /// @notice Price (wei) of one randomness request.
+    uint96 public immutable randomnessFeeWei;
+    /// @notice Stake (wei) seized from a participant whose contribution had to be recovered.
+    uint96 public immutable beaconSlashWei;
+
+    uint64 private _roundCount;
+    uint64 private _pendingRound; // the round new requests join while it is Open
+    uint256 private _requestCount;
+    /// @dev Pot of a round that finalized without any revealer (all recovered): it goes to the
+    ///      next round opened, so no fee or slashed stake is ever locked.
+    uint96 private _carryWei;
+    mapping(uint256 roundId => Round) private _rounds;
+    mapping(uint256 requestId => Request) private _requests;
+
+    /// @notice Round `roundId` opened at `openBlock` with threshold T; commits accepted until
+    ///         block `commitDeadline`; `activeNodes` were Active at opening.
+    event RoundOpened(
+        uint256 indexed roundId, uint256 openBlock, uint256 commitDeadline, uint8 threshold, uint256 activeNodes
+    );
+    /// @notice The participants of `roundId` and their commitments, in ascending address order.
+    event RoundCommitted(
+        uint256 indexed roundId, address[] participants, bytes32[] commitments, uint256 revealDeadline
+    );
+    /// @notice A contribution was opened: by its owner (recovered = false) or reconstructed from
+    ///         T+1 shares after the reveal phase (recovered = true).
+    event ContributionOpened(uint256 indexed roundId, address indexed participant, uint256 secret, bool recovered);
+    /// @notice Round `roundId` produced `output`; each revealer was credited `rewardPerRevealerWei`.
+    event RoundFinalized(
+        uint256 indexed roundId, bytes32 output, uint64 revealedMask, uint64 recoveredMask, uint256 rewardPerRevealerWei
+    );
+    /// @notice Round `roundId` failed (no commit in time, or contributions missing after
+    ///         recovery); its requests and pot moved to round `successor`.
+    event RoundFailed(uint256 indexed roundId, uint256 successor, uint64 missingMask);
+    /// @notice `requester` paid `feeWei` for a random value from round `roundId`.
+    event RandomnessRequested(
+        uint256 indexed requestId, address indexed requester, uint256 roundId, uint256 callbackGasLimit, uint256 feeWei
+    );
+    /// @notice Request `requestId` was answered with `value`; `callbackOk` is false if the
+    ///         consumer's callback reverted or ran out of gas (the value stays readable).
+    event RandomnessFulfilled(uint256 indexed requestId, uint256 roundId, bytes32 value, bool callbackOk);
+
+    error TooFewActiveNodes(uint256 active, uint256 need);
+    error FeeTooLow(uint256 sentWei, uint256 needWei);
+    error CallbackGasTooHigh(uint256 limit, uint256 max);
+    error UnknownRound(uint256 roundId);
+    error CommitPhaseClosed(uint256 roundId);
+    error LengthMismatch();
+    error TooFewParticipants(uint256 have, uint256 need);
+    error TooManyParticipants(uint256 have, uint256 max);
+    error DuplicateCommit(address participant);
+    error ParticipantsNotSorted(uint256 index);
+    error InvalidCommitSignature(address participant);
+    error RoundNotCommitted(uint256 roundId);
+    error RevealPhaseClosed(uint256 roundId, uint256 revealDeadline);
+    error RecoveryNotOpen(uint256 roundId, uint256 revealDeadline);
+    error RecoveryPhaseClosed(uint256 roundId, uint256 recoveryDeadline);
+    error ParticipantsMismatch();
+    error InvalidIndex(uint256 index);
+    error AlreadyOpened(address participant);
+    error NotAFieldElement();
+    error RevealMismatch(address participant);
+    error RecoveryMismatch(address participant);
+    error RoundNotFailable(uint256 roundId);
+    error UnknownRequest(uint256 requestId);
+    error RequestNotPending(uint256 requestId);
+    error RoundNotFinal(uint256 roundId);
+    error InsufficientGasForCallback(uint256 gasLeft, uint256 needed);
+    error EcPrecompileFailed();
+
+    constructor(uint40 phaseBlocks_, uint96 randomnessFeeWei_, uint96 beaconSlashWei_) {
+        phaseBlocks = phaseBlocks_;
+        randomnessFeeWei = randomnessFeeWei_;
+        beaconSlashWei = beaconSlashWei_;
+    }
+
+    // ------------------------------------------------------------------ hooks (the registry)
+
+    function _isActiveNode(address node) internal view virtual returns (bool);
+
+    function _isRegisteredNode(address node) internal view virtual returns (bool);
+
+    function _creditReward(address node, uint256 amountWei) internal virtual;
+
+    function _activeNodes() internal view virtual returns (uint256);
+
+    /// @dev Seize up to `amountWei` of `node`'s stake; returns the amount seized.
+    function _slashNode(address node, uint256 amountWei) internal virtual returns (uint256);
+
+    // ------------------------------------------------------------------ requests
+
+    /// @notice Buy one random value. It is derived from the output of the round this request
+    ///         joins (the Open round, or a new one) as keccak256(abi.encode(output, requestId)),
+    ///         and delivered by fulfill() to msg.sender's onRandomness(requestId, value) with
+    ///         `callbackGasLimit` gas (0 = no callback; read it with randomnessOf).
+    /// @dev Reverts FeeTooLow(sent, fee) if msg.value < randomnessFeeWei,
+    ///      CallbackGasTooHigh(limit, max), TooFewActiveNodes(active, 3) if a round must be opened
+    ///      and fewer than 3 nodes are Active. Emits RandomnessRequested (and RoundOpened).
+    function requestRandomness(uint256 callbackGasLimit) external payable returns (uint256 requestId) {
+        if (msg.value < randomnessFeeWei) revert FeeTooLow(msg.value, randomnessFeeWei);
+        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+        uint64 roundId = _requestRound();
+        Round storage round = _rounds[roundId];
+        round.potWei = SafeCast.toUint96(uint256(round.potWei) + msg.value);
+        requestId = ++_requestCount;
+        _requests[requestId] = Request(msg.sender, roundId, uint24(callbackGasLimit), RequestStatus.Pending);
+        emit RandomnessRequested(requestId, msg.sender, roundId, callbackGasLimit, msg.value);
+    }
+
+    /// @notice Deliver the value of a Pending request whose round (or its successor) is
+    ///         Finalized; anyone may call. The callback gets exactly callbackGasLimit gas; if it
+    ///         reverts or runs out of gas the request is still answered (CallbackFailed) and the
+    ///         value stays readable through randomnessOf.
+    /// @dev Reverts UnknownRequest(id), RequestNotPending(id), RoundNotFinal(round),
+    ///      InsufficientGasForCallback(gasleft, needed) if the caller did not forward enough gas
+    ///      for the callback (so a caller cannot make it fail on purpose). Emits RandomnessFulfilled.
+    function fulfill(uint256 requestId) external {
+        Request storage req = _requests[requestId];
+        if (req.status == RequestStatus.None) revert UnknownRequest(requestId);
+        if (req.status != RequestStatus.Pending) revert RequestNotPending(requestId);
+        uint256 roundId = _resolveRound(req.roundId);
+        Round storage round = _rounds[roundId];
+        if (round.status != RoundStatus.Finalized) revert RoundNotFinal(roundId);
+        bytes32 value = keccak256(abi.encode(round.output, requestId));
+        uint256 limit = req.callbackGasLimit;
+        address requester = req.requester;
+
+        bool ok = true;
+        if (limit > 0) {
+            // EIP-150: a call gets at most 63/64 of the gas left; make sure `limit` is available.
+            uint256 needed = limit + limit / 63 + CALLBACK_RESERVE_GAS;
+            if (gasleft() < needed) revert InsufficientGasForCallback(gasleft(), needed);
+            req.status = RequestStatus.Fulfilled; // effects before the interaction
+            bytes memory data = abi.encodeCall(IRandomnessConsumer.onRandomness, (requestId, value));
+            // Return data is ignored (not copied), so a consumer cannot grief with a huge revert.
+            assembly ("memory-safe") {
+                ok := call(limit, requester, 0, add(data, 0x20), mload(data), 0, 0)
+            }
+            if (!ok) req.status = RequestStatus.CallbackFailed;
+        } else {
+            req.status = RequestStatus.Fulfilled;
+        }
+        emit RandomnessFulfilled(requestId, roundId, value, ok);
+    }
+
+    // ------------------------------------------------------------------ the round
+
+    /// @notice Put the agreed participant set Q of round `roundId` on chain, with every member's
+    ///         EIP-712 BeaconCommit(roundId, participantsHash) signature. Anyone may submit.
+    /// @param participants Q, strictly ascending, each an Active registered node; 2T+1..64 of them.
+    /// @param commitments commitments[i] = keccak256(abi.encode(P.x, P.y, restHash)) of participant i.
+    /// @param sigs sigs[i] by participants[i].
+    /// @dev Reverts UnknownRound(id); CommitPhaseClosed(id) if the round is no longer Open or its
+    ///      commit deadline passed (a late or second commit); LengthMismatch();
+    ///      TooFewParticipants(have, 2T+1); TooManyParticipants(have, 64); then per participant
+    ///      DuplicateCommit(p) / ParticipantsNotSorted(i) / NotRegistered(p) / NotActive(p) /
+    ///      InvalidCommitSignature(p). Emits RoundCommitted.
+    function commitRound(
+        uint256 roundId,
+        address[] calldata participants,
+        bytes32[] calldata commitments,
+        BeaconSig[] calldata sigs
+    ) external {
+        Round storage round = _rounds[roundId];
+        RoundStatus status = round.status;
+        if (status == RoundStatus.None) revert UnknownRound(roundId);
+        if (status != RoundStatus.Open || block.number > uint256(round.openBlock) + phaseBlocks) {
+            revert CommitPhaseClosed(roundId);
+        }
+        uint256 n = participants.length;
+        if (commitments.length != n || sigs.length != n) revert LengthMismatch();
+        uint256 need = 2 * uint256(round.threshold) + 1;
+        if (n < need) revert TooFewParticipants(n, need);
+        if (n > MAX_PARTICIPANTS) revert TooManyParticipants(n, MAX_PARTICIPANTS);
+        bytes32 participantsHash = keccak256(abi.encode(participants, commitments));
+        bytes32 digest = MessageHashUtils.toTypedDataHash(
+            _domainSeparatorV4(), keccak256(abi.encode(BEACON_COMMIT_TYPEHASH, roundId, participantsHash))
+        );
+        address prev = address(0);
+        for (uint256 i = 0; i < n; ++i) {
+            address p = participants[i];
+            if (p == prev) revert DuplicateCommit(p);
+            if (p < prev) revert ParticipantsNotSorted(i);
+            if (!_isRegisteredNode(p)) revert NotRegistered(p);
+            if (!_isActiveNode(p)) revert NotActive(p);
+            BeaconSig calldata sig = sigs[i];
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, sig.v, sig.r, sig.s);
+            if (err != ECDSA.RecoverError.NoError || signer != p) revert InvalidCommitSignature(p);
+            prev = p;
+        }
+        round.commitBlock = uint40(block.number);
+        round.participantCount = uint8(n);
+        round.status = RoundStatus.Committed;
+        round.participantsHash = participantsHash;
+        if (_pendingRound == roundId) _pendingRound = 0;
+        emit RoundCommitted(roundId, participants, commitments, block.number + phaseBlocks);
+    }
+
+    /// @notice Open contributions of round `roundId` during its reveal phase; anyone may submit
+    ///         (participants send their openings to each other and one batches them).
+    /// @param participants The round's Q exactly as committed.
+    /// @param commitments Q's commitments exactly as committed.
+    /// @dev Reverts UnknownRound / RoundNotCommitted(id), RevealPhaseClosed(id, deadline) after
+    ///      commitBlock + phaseBlocks, ParticipantsMismatch(), and per opening InvalidIndex(i),
+    ///      AlreadyOpened(p), NotAFieldElement(), RevealMismatch(p). The last opening finalizes the
+    ///      round. Emits ContributionOpened per opening (and RoundFinalized).
+    function reveal(
+        uint256 roundId,
+        address[] calldata participants,
+        bytes32[] calldata commitments,
+        Opening[] calldata openings
+    ) external {
+        Round storage round = _committedRound(roundId);
+        uint256 revealDeadline = uint256(round.commitBlock) + phaseBlocks;
+        if (block.number > revealDeadline) revert RevealPhaseClosed(roundId, revealDeadline);
+        _open(roundId, round, participants, commitments, openings, false);
+    }
+
+    /// @notice Submit contributions reconstructed from T+1 verified shares after the reveal phase;
+    ///         anyone may submit. Each is checked against its owner's commitment exactly like a
+    ///         reveal, and the owner (who withheld) is slashed when the round finalizes.
+    /// @dev Reverts UnknownRound / RoundNotCommitted(id), RecoveryNotOpen(id, revealDeadline)
+    ///      during the reveal phase, RecoveryPhaseClosed(id, deadline) after
+    ///      commitBlock + 2 * phaseBlocks, ParticipantsMismatch(), and per opening InvalidIndex(i),
+    ///      AlreadyOpened(p), NotAFieldElement(), RecoveryMismatch(p). Emits ContributionOpened.
+    function recover(
+        uint256 roundId,
+        address[] calldata participants,
+        bytes32[] calldata commitments,
+        Opening[] calldata openings
+    ) external {
+        Round storage round = _committedRound(roundId);
+        uint256 revealDeadline = uint256(round.commitBlock) + phaseBlocks;
+        if (block.number <= revealDeadline) revert RecoveryNotOpen(roundId, revealDeadline);
+        uint256 recoveryDeadline = revealDeadline + phaseBlocks;
+        if (block.number > recoveryDeadline) revert RecoveryPhaseClosed(roundId, recoveryDeadline);
+        _open(roundId, round, participants, commitments, openings, true);
+    }
+
+    /// @notice Declare round `roundId` Failed: no commit by its commit deadline, or contributions
+    ///         still missing after its recovery deadline. Participants that did not reveal
+    ///         (missing, or opened only by recovery) are slashed; requests, jobs and the pot move
+    ///         to a new round. Anyone may call.
+    /// @dev Reverts UnknownRound(id), RoundNotFailable(id) if the round can still complete or is
+    ///      final; TooFewActiveNodes if no successor round can be opened. Emits RoundFailed.
+    /// @param participants The round's Q as committed (empty if it never committed).
+    /// @param commitments Q's commitments as committed (empty if it never committed).
+    function failRound(uint256 roundId, address[] calldata participants, bytes32[] calldata commitments)
+        external
+    {
+        Round storage round = _rounds[roundId];
+        RoundStatus status = round.status;
+        if (status == RoundStatus.None) revert UnknownRound(roundId);
+        uint64 missing = 0;
+        if (status == RoundStatus.Open) {
+            if (block.number <= uint256(round.openBlock) + phaseBlocks) revert RoundNotFailable(roundId);
+        } else if (status == RoundStatus.Committed) {
+            if (block.number <= uint256(round.commitBlock) + 2 * uint256(phaseBlocks)) {
+                revert RoundNotFailable(roundId);
+            }
+            if (keccak256(abi.encode(participants, commitments)) != round.participantsHash) {
+                revert ParticipantsMismatch();
+            }
+            uint256 n = round.participantCount;
+            uint64 revealed = round.revealedMask;
+            uint64 opened = revealed | round.recoveredMask;
+            uint256 seized = 0;
+            for (uint256 i = 0; i < n; ++i) {
+                uint64 bit = uint64(1) << i;
+                if (opened & bit == 0) missing |= bit;
+                // Whoever did not reveal withheld, recovered or not (as at finalization).
+                if (revealed & bit == 0) seized += _slashNode(participants[i], beaconSlashWei);
+            }
+            round.potWei = SafeCast.toUint96(uint256(round.potWei) + seized);
+        } else {
+            revert RoundNotFailable(roundId);
+        }
+        round.status = RoundStatus.Failed;
+        if (_pendingRound == roundId) _pendingRound = 0;
+        uint64 successor = _requestRound();
+        round.successor = successor;
+        Round storage next = _rounds[successor];
+        next.potWei = SafeCast.toUint96(uint256(next.potWei) + round.potWei);
+        round.potWei = 0;
+        emit RoundFailed(roundId, successor, missing);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Number of rounds ever opened; ids are 1..roundCount().
+    function roundCount() external view returns (uint256) {
+        return _roundCount;
+    }
+
+    /// @notice The Open round new requests join (0 if none).
+    function pendingRound() external view returns (uint256) {
+        return _pendingRound;
+    }
+
+    /// @notice The stored round `roundId` (all zero if unknown).
+    function getRound(uint256 roundId) external view returns (Round memory) {
+        return _rounds[roundId];
+    }
+
+    /// @notice The round that finally serves requests of `roundId` (follows Failed -> successor).
+    function resolveRound(uint256 roundId) external view returns (uint256) {
+        return _resolveRound(roundId);
+    }
+
+    /// @notice Number of randomness requests ever made.
+    function requestCount() external view returns (uint256) {
+        return _requestCount;
+    }
+
+    /// @notice The stored request `requestId`.
+    function getRequest(uint256 requestId) external view returns (Request memory) {
+        return _requests[requestId];
+    }
+
+    /// @notice The random value of request `requestId` once its round is Finalized.
+    /// @dev Reverts UnknownRequest(id), RoundNotFinal(round).
+    function randomnessOf(uint256 requestId) external view returns (bytes32) {
+        Request storage req = _requests[requestId];
+        if (req.status == RequestStatus.None) revert UnknownRequest(requestId);
+        uint256 roundId = _resolveRound(req.roundId);
+        Round storage round = _rounds[roundId];
+        if (round.status != RoundStatus.Finalized) revert RoundNotFinal(roundId);
+        return keccak256(abi.encode(round.output, requestId));
+    }
+
+    /// @notice EIP-712 digest each member of Q signs to commit round `roundId`.
+    function hashBeaconCommit(uint256 roundId, bytes32 participantsHash) external view returns (bytes32) {
+        return MessageHashUtils.toTypedDataHash(
+            _domainSeparatorV4(), keccak256(abi.encode(BEACON_COMMIT_TYPEHASH, roundId, participantsHash))
+        );
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev The round a new request joins: the pending Open round if its commit phase is still
+    ///      running, else a newly opened one.
+    function _requestRound() internal returns (uint64 roundId) {
+        roundId = _pendingRound;
+        if (roundId != 0) {
+            Round storage pending = _rounds[roundId];
+            if (pending.status == RoundStatus.Open && block.number <= uint256(pending.openBlock) + phaseBlocks) {
+                return roundId;
+            }
+        }
+        uint256 active = _activeNodes();
+        if (active < MIN_BEACON_NODES) revert TooFewActiveNodes(active, MIN_BEACON_NODES);
+        uint256 t = (active - 1) / 3;
+        if (t == 0) t = 1;
+        if (2 * t + 1 > MAX_PARTICIPANTS) t = (MAX_PARTICIPANTS - 1) / 2;
+        roundId = ++_roundCount;
+        Round storage round = _rounds[roundId];
+        round.openBlock = uint40(block.number);
+        round.threshold = uint8(t);
+        round.status = RoundStatus.Open;
+        uint96 carry = _carryWei;
+        if (carry != 0) {
+            round.potWei = carry;
+            _carryWei = 0;
+        }
+        _pendingRound = roundId;
+        emit RoundOpened(roundId, block.number, block.number + phaseBlocks, uint8(t), active);
+    }
+
+    /// @dev Follow Failed rounds to their successors.
+    function _resolveRound(uint256 roundId) internal view returns (uint256) {
+        Round storage round = _rounds[roundId];
+        while (round.status == RoundStatus.Failed) {
+            roundId = round.successor;
+            round = _rounds[roundId];
+        }
+        return roundId;
+    }
+
+    /// @dev (output, commitBlock, finalized) of the round serving `roundId`.
+    function _roundSeed(uint256 roundId)
+        internal
+        view
+        virtual
+        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized)
+    {
+        finalRoundId = _resolveRound(roundId);
+        Round storage round = _rounds[finalRoundId];
+        return (finalRoundId, round.output, round.commitBlock, round.status == RoundStatus.Finalized);
+    }
+
+    function _committedRound(uint256 roundId) private view returns (Round storage round) {
+        round = _rounds[roundId];
+        if (round.status == RoundStatus.None) revert UnknownRound(roundId);
+        if (round.status != RoundStatus.Committed) revert RoundNotCommitted(roundId);
+    }
+
+    function _open(
+        uint256 roundId,
+        Round storage round,
+        address[] calldata participants,
+        bytes32[] calldata commitments,
+        Opening[] calldata openings,
+        bool recovered
+    ) private {
+        if (keccak256(abi.encode(participants, commitments)) != round.participantsHash) {
+            revert ParticipantsMismatch();
+        }
+        uint256 n = participants.length;
+        uint64 opened = round.revealedMask | round.recoveredMask;
+        uint64 newly = 0;
+        uint256 acc = round.accumulator;
+        for (uint256 k = 0; k < openings.length; ++k) {
+            Opening calldata o = openings[k];
+            uint256 i = o.index;
+            if (i >= n) revert InvalidIndex(i);
+            address p = participants[i];
+            uint64 bit = uint64(1) << i;
+            if ((opened | newly) & bit != 0) revert AlreadyOpened(p);
+            if (o.secret >= FIELD_ORDER || o.salt >= FIELD_ORDER) revert NotAFieldElement();
+            (uint256 px, uint256 py) = _pedersen(o.secret, o.salt);
+            if (keccak256(abi.encode(px, py, o.restHash)) != commitments[i]) {
+                if (recovered) revert RecoveryMismatch(p);
+                revert RevealMismatch(p);
+            }
+            acc = addmod(acc, o.secret, FIELD_ORDER);
+            newly |= bit;
+            emit ContributionOpened(roundId, p, o.secret, recovered);
+        }
+        if (recovered) round.recoveredMask |= newly;
+        else round.revealedMask |= newly;
+        uint256 settled = uint256(round.settledCount) + openings.length;
+        round.settledCount = uint8(settled);
+        // The partial sum is stored only while contributions are missing (a round opened in one
+        // batch never writes it: 22k gas less).
+        if (settled == n) _finalize(roundId, round, participants, acc);
+        else round.accumulator = acc;
+    }
+
+    function _finalize(uint256 roundId, Round storage round, address[] calldata participants, uint256 acc)
+        private
+    {
+        if (round.accumulator != 0) round.accumulator = 0;
+        bytes32 output = keccak256(abi.encode(block.chainid, address(this), roundId, acc));
+        round.output = output;
+        round.status = RoundStatus.Finalized;
+        uint64 revealedMask = round.revealedMask;
+        uint64 recoveredMask = round.recoveredMask;
+        uint256 n = participants.length;
+        uint256 pot = round.potWei;
+        uint256 revealers = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            if (recoveredMask & (uint64(1) << i) != 0) pot += _slashNode(participants[i], beaconSlashWei);
+            else ++revealers;
+        }
+        uint256 share = 0;
+        if (pot > 0 && revealers > 0) {
+            share = pot / revealers;
+            uint256 remainder = pot - share * revealers;
+            bool first = true;
+            for (uint256 i = 0; i < n; ++i) {
+                if (revealedMask & (uint64(1) << i) == 0) continue;
+                _creditReward(participants[i], first ? share + remainder : share);
+                first = false;
+            }
+            pot = 0;
+        } else if (pot > 0) {
+            _carryWei = SafeCast.toUint96(uint256(_carryWei) + pot); // nobody revealed
+            pot = 0;
+        }
+        round.potWei = uint96(pot);
+        emit RoundFinalized(roundId, output, revealedMask, recoveredMask, share);
+    }
+
+    /// @dev secret*G + salt*H on BN254 G1 through the EIP-196 precompiles (ecMul 0x07, ecAdd 0x06).
+    function _pedersen(uint256 secret, uint256 salt) private view returns (uint256 x, uint256 y) {
+        bool ok;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            // secret * G, G = (1, 2)
+            mstore(p, 1)
+            mstore(add(p, 0x20), 2)
+            mstore(add(p, 0x40), secret)
+            ok := staticcall(gas(), 0x07, p, 0x60, p, 0x40)
+            // salt * H, written after the first point
+            mstore(add(p, 0x40), H_X)
+            mstore(add(p, 0x60), H_Y)
+            mstore(add(p, 0x80), salt)
+            ok := and(ok, staticcall(gas(), 0x07, add(p, 0x40), 0x60, add(p, 0x40), 0x40))
+            ok := and(ok, staticcall(gas(), 0x06, p, 0x80, p, 0x40))
+            x := mload(p)
+            y := mload(add(p, 0x20))
+        }
+        if (!ok) revert EcPrecompileFailed();
+    }
+}

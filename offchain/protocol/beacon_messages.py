@@ -1,0 +1,104 @@
+"""Plaintext payloads of the randomness beacon's peer messages, validated strictly on receipt.
+
+They travel in the same signed, encrypted envelopes as the job protocol (``offchain.envelope``),
+with the round id in the header's ``job_id`` field and these kinds:
+
+- ``beacon_deal``     dealer -> node: the dealer's T+1 Pedersen commitment points and the
+                      node's share (f(x), g(x)), with the dealer's EIP-712 BeaconShare signature.
+- ``beacon_report``   node -> leader: the (dealer, commitment) pairs it verified, and complaints
+                      (signed shares that fail the check: proofs against their dealers).
+- ``beacon_propose``  leader -> member of Q: the proposed participants and commitments.
+- ``beacon_sign``     member -> leader: its BeaconCommit signature over the proposal.
+- ``beacon_open``     member -> members: its opening (secret, salt, restHash), after the commit.
+- ``beacon_recover``  member -> members: its share of a contribution whose owner withheld it.
+
+Field elements are 0x-hex below r; curve coordinates 0x-hex below the BN254 base prime p (the
+on-curve check happens in ``offchain.pedersen.decode_point``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from offchain.pedersen import P
+from offchain.protocol.messages import (
+    Address,
+    FieldHex,
+    Hash32,
+    SigModel,
+    _Payload,
+    decode_payload,
+)
+
+MAX_POINTS = 32  # T + 1 <= 32
+MAX_NODES = 256
+
+
+def _coordinate(v: str) -> str:
+    if not v.startswith("0x") or len(v) > 66:
+        raise ValueError("coordinate must be 0x-hex of at most 32 bytes")
+    if int(v, 16) >= P:
+        raise ValueError("coordinate not below the BN254 base prime")
+    return v
+
+
+Coord = Annotated[str, AfterValidator(_coordinate)]
+
+
+class ComplaintModel(_Payload):
+    dealer: Address
+    points: list[tuple[Coord, Coord]] = Field(min_length=1, max_length=MAX_POINTS)
+    share_s: FieldHex
+    share_r: FieldHex
+    sig: SigModel
+
+
+class BeaconDealPayload(_Payload):
+    points: list[tuple[Coord, Coord]] = Field(min_length=2, max_length=MAX_POINTS)
+    share_s: FieldHex
+    share_r: FieldHex
+    sig: SigModel
+
+
+class BeaconReportPayload(_Payload):
+    verified: list[tuple[Address, Hash32]] = Field(max_length=MAX_NODES)
+    complaints: list[ComplaintModel] = Field(max_length=MAX_NODES)
+
+
+class BeaconProposePayload(_Payload):
+    participants: list[Address] = Field(min_length=3, max_length=64)
+    commitments: list[Hash32] = Field(min_length=3, max_length=64)
+
+
+class BeaconSignPayload(_Payload):
+    participants_hash: Hash32
+    sig: SigModel
+
+
+class BeaconOpenPayload(_Payload):
+    secret: FieldHex
+    salt: FieldHex
+    rest_hash: Hash32
+
+
+class BeaconRecoverPayload(_Payload):
+    dealer: Address
+    share_s: FieldHex
+    share_r: FieldHex
+
+
+BEACON_PAYLOADS: dict[str, type[_Payload]] = {
+    "beacon_deal": BeaconDealPayload,
+    "beacon_report": BeaconReportPayload,
+    "beacon_propose": BeaconProposePayload,
+    "beacon_sign": BeaconSignPayload,
+    "beacon_open": BeaconOpenPayload,
+    "beacon_recover": BeaconRecoverPayload,
+}
+
+
+def decode_beacon_payload(kind: str, data: bytes) -> Any:
+    """Parse and validate a beacon payload of ``kind``. Raises PayloadError with the reason."""
+    return decode_payload(kind, data, BEACON_PAYLOADS)
