@@ -17,4 +17,5 @@ interface IRandomnessConsumer {
 interface IRandomnessBeacon {
     function requestRandomness(uint256 callbackGasLimit) external payable returns (uint256 requestId);
     function randomnessFeeWei() external view returns (uint96);
+    function requestPriceWei(uint256 callbackGasLimit) external view returns (uint256);
 }

@@ -77,6 +77,9 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         "ResultCommitment(uint256 jobId,bytes32 resultHash,bytes32 inputsHash,bytes32 transcriptRoot)"
     );
 
+    /// @notice Domain tag of committee seeds, so that a job's seed never equals a request's
+    ///         random value (keccak256(abi.encode(output, id))) for the same id.
+    bytes32 public constant COMMITTEE_SEED_TAG = keccak256("MPCMarket.committee");
     /// @notice Longest query (bytes).
     uint256 public constant MAX_QUERY_BYTES = 256;
     /// @notice Smallest committee (t >= 1 and n >= 2t+1).
@@ -123,7 +126,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         int256[] aggregates
     );
     /// @notice The committee of `jobId` was drawn (sorted ascending) from the nodes eligible at the
-    ///         commit block of beacon round `roundId`, with seed keccak256(abi.encode(output, jobId)).
+    ///         commit block of beacon round `roundId`, with seed keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId)).
     event CommitteeAssigned(uint256 indexed jobId, uint256 roundId, address[] committee);
     /// @notice The buyer of an expired job got its escrow `amountWei` back.
     event JobRefunded(uint256 indexed jobId, address indexed buyer, uint256 amountWei);
@@ -150,6 +153,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     error CommitteeAlreadyAssigned(uint256 jobId);
     error CommitteeNotAssigned(uint256 jobId);
     error SeedNotReady(uint256 roundId);
+    error SeedRoundFailed(uint256 roundId);
     error TooFewEligibleNodes(uint256 have, uint256 need);
 
     constructor(uint96 minPaymentWei_, uint40 maxTimeoutS_) EIP712("MPCMarket", "1") {
@@ -176,7 +180,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         internal
         view
         virtual
-        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized);
+        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized, bool failed);
 
     /// @dev Nodes eligible at `snapshotBlock`, ascending.
     function _eligibleNodesAt(uint256 snapshotBlock) internal view virtual returns (address[] memory);
@@ -240,9 +244,11 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///      it, not exiting at it), sorted ascending, so the set was fixed before anybody could
     ///      know the output. Sampling without replacement: partial Fisher-Yates, step i swaps
     ///      position i with i + keccak256(abi.encode(seed, i)) mod (m - i), seed =
-    ///      keccak256(abi.encode(output, jobId)); the first n are sorted ascending.
+    ///      keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId)); the first n are sorted ascending.
     ///      Reverts JobNotOpen(jobId), DeadlinePassed(deadline), CommitteeAlreadyAssigned(jobId),
-    ///      SeedNotReady(round) until the round is Finalized, TooFewEligibleNodes(m, n).
+    ///      SeedRoundFailed(round) if the round failed after its commit (the job is then refunded
+    ///      at its deadline), SeedNotReady(round) until the round is Finalized,
+    ///      TooFewEligibleNodes(m, n).
     ///      Emits CommitteeAssigned.
     function assignCommittee(uint256 jobId) external returns (address[] memory committee) {
         Job storage job = _jobs[jobId];
@@ -250,9 +256,13 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint256 deadline = job.deadline;
         if (block.timestamp > deadline) revert DeadlinePassed(deadline);
         if (job.committeeHash != bytes32(0)) revert CommitteeAlreadyAssigned(jobId);
-        (uint256 roundId, bytes32 output, uint256 commitBlock, bool finalized) = _roundSeed(job.seedRound);
+        (uint256 roundId, bytes32 output, uint256 commitBlock, bool finalized, bool failed) =
+            _roundSeed(job.seedRound);
+        if (failed) revert SeedRoundFailed(roundId);
         if (!finalized) revert SeedNotReady(roundId);
-        committee = drawCommittee(_eligibleNodesAt(commitBlock), job.committeeSize, keccak256(abi.encode(output, jobId)));
+        committee = drawCommittee(
+            _eligibleNodesAt(commitBlock), job.committeeSize, keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId))
+        );
         job.committeeHash = _hashMemory(committee);
         emit CommitteeAssigned(jobId, roundId, committee);
     }

@@ -70,10 +70,12 @@ contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
     function _roundSeed(uint256 roundId)
         internal
         view
-        override(JobMarket, RandomnessBeacon)
-        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized)
+        override
+        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized, bool failed)
     {
-        return RandomnessBeacon._roundSeed(roundId);
+        RoundStatus status;
+        (finalRoundId, output, commitBlock, status) = _roundState(roundId);
+        return (finalRoundId, output, commitBlock, status == RoundStatus.Finalized, status == RoundStatus.Failed);
     }
 
     function _eligibleNodesAt(uint256 snapshotBlock)

@@ -261,25 +261,40 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     // ------------------------------------------------------------------ internal
 
     /// @dev Nodes eligible at `snapshotBlock` (see eligibleAt), sorted ascending by address, so that
-    ///      the list does not depend on the registry's storage order.
+    ///      the list does not depend on the registry's storage order. O(m log m) sorting (heap
+    ///      sort, in place), so the cost stays linear-ish in the registry size.
     function _eligibleNodesAt(uint256 snapshotBlock) internal view virtual returns (address[] memory list) {
         uint256 len = _nodeList.length;
         list = new address[](len);
         uint256 m = 0;
         for (uint256 i = 0; i < len; ++i) {
             address node = _nodeList[i];
-            if (!eligibleAt(node, snapshotBlock)) continue;
-            // insertion sort (lists are small: tens of nodes)
-            uint256 j = m;
-            while (j > 0 && list[j - 1] > node) {
-                list[j] = list[j - 1];
-                --j;
-            }
-            list[j] = node;
-            ++m;
+            if (eligibleAt(node, snapshotBlock)) list[m++] = node;
         }
         assembly ("memory-safe") {
             mstore(list, m)
+        }
+        _heapSort(list);
+    }
+
+    function _heapSort(address[] memory a) private pure {
+        uint256 n = a.length;
+        if (n < 2) return;
+        for (uint256 i = n / 2; i > 0; --i) _siftDown(a, i - 1, n);
+        for (uint256 end = n - 1; end > 0; --end) {
+            (a[0], a[end]) = (a[end], a[0]);
+            _siftDown(a, 0, end);
+        }
+    }
+
+    function _siftDown(address[] memory a, uint256 root, uint256 n) private pure {
+        while (true) {
+            uint256 child = 2 * root + 1;
+            if (child >= n) return;
+            if (child + 1 < n && a[child + 1] > a[child]) ++child;
+            if (a[root] >= a[child]) return;
+            (a[root], a[child]) = (a[child], a[root]);
+            root = child;
         }
     }
 

@@ -53,7 +53,7 @@ abstract contract RandomnessBeacon is EIP712 {
         bytes32 output;
         uint96 potWei; // fees and slashed stake, paid to the revealers at finalization (carried
         // to the next round opened if nobody revealed)
-        uint64 successor; // round that took over the requests of a Failed round
+        uint64 successor; // round that took over the requests of a round failed before its commit
     }
 
     /// @notice An opening of contribution `index` of a round.
@@ -119,6 +119,8 @@ abstract contract RandomnessBeacon is EIP712 {
     uint96 private _carryWei;
     mapping(uint256 roundId => Round) private _rounds;
     mapping(uint256 requestId => Request) private _requests;
+    /// @dev Callback gas paid with a request (wei), credited to whoever delivers it.
+    mapping(uint256 requestId => uint256) private _callbackFeeWei;
 
     /// @notice Round `roundId` opened at `openBlock` with threshold T; commits accepted until
     ///         block `commitDeadline`; `activeNodes` were Active at opening.
@@ -136,8 +138,9 @@ abstract contract RandomnessBeacon is EIP712 {
     event RoundFinalized(
         uint256 indexed roundId, bytes32 output, uint64 revealedMask, uint64 recoveredMask, uint256 rewardPerRevealerWei
     );
-    /// @notice Round `roundId` failed (no commit in time, or contributions missing after
-    ///         recovery); its requests and pot moved to round `successor`.
+    /// @notice Round `roundId` failed: no commit in time (its requests moved to round
+    ///         `successor`), or contributions missing after recovery (`missingMask`; successor 0:
+    ///         it yields no value).
     event RoundFailed(uint256 indexed roundId, uint256 successor, uint64 missingMask);
     /// @notice `requester` paid `feeWei` for a random value from round `roundId`.
     event RandomnessRequested(
@@ -164,7 +167,7 @@ abstract contract RandomnessBeacon is EIP712 {
     error RecoveryPhaseClosed(uint256 roundId, uint256 recoveryDeadline);
     error ParticipantsMismatch();
     error InvalidIndex(uint256 index);
-    error AlreadyOpened(address participant);
+    error NothingToOpen(uint256 roundId);
     error NotAFieldElement();
     error RevealMismatch(address participant);
     error RecoveryMismatch(address participant);
@@ -196,28 +199,46 @@ abstract contract RandomnessBeacon is EIP712 {
 
     // ------------------------------------------------------------------ requests
 
+    /// @notice Price (wei) of a request with `callbackGasLimit`: randomnessFeeWei for the round's
+    ///         participants plus the callback's gas at callbackGasPriceWei() for whoever
+    ///         delivers it.
+    function requestPriceWei(uint256 callbackGasLimit) public view returns (uint256) {
+        return randomnessFeeWei + callbackGasLimit * callbackGasPriceWei();
+    }
+
+    /// @notice Gas price (wei) at which callback gas is charged now: 2 x base fee + 1 gwei.
+    function callbackGasPriceWei() public view returns (uint256) {
+        return 2 * block.basefee + 1 gwei;
+    }
+
     /// @notice Buy one random value. It is derived from the output of the round this request
     ///         joins (the Open round, or a new one) as keccak256(abi.encode(output, requestId)),
     ///         and delivered by fulfill() to msg.sender's onRandomness(requestId, value) with
-    ///         `callbackGasLimit` gas (0 = no callback; read it with randomnessOf).
-    /// @dev Reverts FeeTooLow(sent, fee) if msg.value < randomnessFeeWei,
-    ///      CallbackGasTooHigh(limit, max), TooFewActiveNodes(active, 3) if a round must be opened
-    ///      and fewer than 3 nodes are Active. Emits RandomnessRequested (and RoundOpened).
+    ///         `callbackGasLimit` gas (0 = no callback; read it with randomnessOf). Pay at least
+    ///         requestPriceWei(callbackGasLimit): the callback part goes to the deliverer, the
+    ///         rest to the round's revealers.
+    /// @dev Reverts CallbackGasTooHigh(limit, max), FeeTooLow(sent, price),
+    ///      TooFewActiveNodes(active, 3) if a round must be opened and fewer than 3 nodes are
+    ///      Active. Emits RandomnessRequested (and RoundOpened).
     function requestRandomness(uint256 callbackGasLimit) external payable returns (uint256 requestId) {
-        if (msg.value < randomnessFeeWei) revert FeeTooLow(msg.value, randomnessFeeWei);
         if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+        uint256 callbackFee = callbackGasLimit * callbackGasPriceWei();
+        uint256 price = randomnessFeeWei + callbackFee;
+        if (msg.value < price) revert FeeTooLow(msg.value, price);
         uint64 roundId = _requestRound();
         Round storage round = _rounds[roundId];
-        round.potWei = SafeCast.toUint96(uint256(round.potWei) + msg.value);
+        round.potWei = SafeCast.toUint96(uint256(round.potWei) + msg.value - callbackFee);
         requestId = ++_requestCount;
         _requests[requestId] = Request(msg.sender, roundId, uint24(callbackGasLimit), RequestStatus.Pending);
+        if (callbackFee != 0) _callbackFeeWei[requestId] = callbackFee;
         emit RandomnessRequested(requestId, msg.sender, roundId, callbackGasLimit, msg.value);
     }
 
     /// @notice Deliver the value of a Pending request whose round (or its successor) is
-    ///         Finalized; anyone may call. The callback gets exactly callbackGasLimit gas; if it
-    ///         reverts or runs out of gas the request is still answered (CallbackFailed) and the
-    ///         value stays readable through randomnessOf.
+    ///         Finalized; anyone may call, and is credited the request's callback fee (pull
+    ///         payment). The callback gets exactly callbackGasLimit gas; if it reverts or runs out
+    ///         of gas the request is still answered (CallbackFailed) and the value stays
+    ///         readable through randomnessOf.
     /// @dev Reverts UnknownRequest(id), RequestNotPending(id), RoundNotFinal(round),
     ///      InsufficientGasForCallback(gasleft, needed) if the caller did not forward enough gas
     ///      for the callback (so a caller cannot make it fail on purpose). Emits RandomnessFulfilled.
@@ -233,6 +254,11 @@ abstract contract RandomnessBeacon is EIP712 {
         address requester = req.requester;
 
         bool ok = true;
+        uint256 callbackFee = _callbackFeeWei[requestId];
+        if (callbackFee != 0) {
+            delete _callbackFeeWei[requestId];
+            _creditReward(msg.sender, callbackFee); // the deliverer paid the callback's gas
+        }
         if (limit > 0) {
             // EIP-150: a call gets at most 63/64 of the gas left; make sure `limit` is available.
             uint256 needed = limit + limit / 63 + CALLBACK_RESERVE_GAS;
@@ -309,8 +335,9 @@ abstract contract RandomnessBeacon is EIP712 {
     /// @param commitments Q's commitments exactly as committed.
     /// @dev Reverts UnknownRound / RoundNotCommitted(id), RevealPhaseClosed(id, deadline) after
     ///      commitBlock + phaseBlocks, ParticipantsMismatch(), and per opening InvalidIndex(i),
-    ///      AlreadyOpened(p), NotAFieldElement(), RevealMismatch(p). The last opening finalizes the
-    ///      round. Emits ContributionOpened per opening (and RoundFinalized).
+    ///      NotAFieldElement(), RevealMismatch(p); openings already on chain are skipped, and
+    ///      NothingToOpen(id) if none is new. The last opening finalizes the round. Emits
+    ///      ContributionOpened per new opening (and RoundFinalized).
     function reveal(
         uint256 roundId,
         address[] calldata participants,
@@ -329,7 +356,8 @@ abstract contract RandomnessBeacon is EIP712 {
     /// @dev Reverts UnknownRound / RoundNotCommitted(id), RecoveryNotOpen(id, revealDeadline)
     ///      during the reveal phase, RecoveryPhaseClosed(id, deadline) after
     ///      commitBlock + 2 * phaseBlocks, ParticipantsMismatch(), and per opening InvalidIndex(i),
-    ///      AlreadyOpened(p), NotAFieldElement(), RecoveryMismatch(p). Emits ContributionOpened.
+    ///      NotAFieldElement(), RecoveryMismatch(p); openings already on chain are skipped, and
+    ///      NothingToOpen(id) if none is new. Emits ContributionOpened.
     function recover(
         uint256 roundId,
         address[] calldata participants,
@@ -344,12 +372,19 @@ abstract contract RandomnessBeacon is EIP712 {
         _open(roundId, round, participants, commitments, openings, true);
     }
 
-    /// @notice Declare round `roundId` Failed: no commit by its commit deadline, or contributions
-    ///         still missing after its recovery deadline. Participants that did not reveal
-    ///         (missing, or opened only by recovery) are slashed; requests, jobs and the pot move
-    ///         to a new round. Anyone may call.
+    /// @notice Declare round `roundId` Failed; anyone may call.
+    ///         - Never committed by its commit deadline: nothing about its output was ever fixed,
+    ///           so its requests and jobs move to a new round (its `successor`; 0 if fewer than 3
+    ///           nodes are Active, in which case they stay unserved).
+    ///         - Committed, but contributions still missing after its recovery deadline (more than
+    ///           T withheld): participants that did not reveal are slashed, and the round yields
+    ///           NO value and gets NO successor: a round whose output was fixed (and may be known
+    ///           to the withholders) is never re-drawn, so failing it buys no second chance. Its
+    ///           jobs get no committee (they are refunded at their deadlines) and its requests no
+    ///           value.
+    ///         The pot goes to the next round opened.
     /// @dev Reverts UnknownRound(id), RoundNotFailable(id) if the round can still complete or is
-    ///      final; TooFewActiveNodes if no successor round can be opened. Emits RoundFailed.
+    ///      final, ParticipantsMismatch(). Emits RoundFailed(id, successor, missingMask).
     /// @param participants The round's Q as committed (empty if it never committed).
     /// @param commitments Q's commitments as committed (empty if it never committed).
     function failRound(uint256 roundId, address[] calldata participants, bytes32[] calldata commitments)
@@ -384,11 +419,13 @@ abstract contract RandomnessBeacon is EIP712 {
         }
         round.status = RoundStatus.Failed;
         if (_pendingRound == roundId) _pendingRound = 0;
-        uint64 successor = _requestRound();
-        round.successor = successor;
-        Round storage next = _rounds[successor];
-        next.potWei = SafeCast.toUint96(uint256(next.potWei) + round.potWei);
+        _carryWei = SafeCast.toUint96(uint256(_carryWei) + round.potWei);
         round.potWei = 0;
+        uint64 successor = 0;
+        if (status == RoundStatus.Open && _activeNodes() >= MIN_BEACON_NODES) {
+            successor = _requestRound();
+            round.successor = successor;
+        }
         emit RoundFailed(roundId, successor, missing);
     }
 
@@ -473,26 +510,25 @@ abstract contract RandomnessBeacon is EIP712 {
         emit RoundOpened(roundId, block.number, block.number + phaseBlocks, uint8(t), active);
     }
 
-    /// @dev Follow Failed rounds to their successors.
+    /// @dev Follow Failed rounds to their successors (a round failed after its commit has none).
     function _resolveRound(uint256 roundId) internal view returns (uint256) {
         Round storage round = _rounds[roundId];
-        while (round.status == RoundStatus.Failed) {
+        while (round.status == RoundStatus.Failed && round.successor != 0) {
             roundId = round.successor;
             round = _rounds[roundId];
         }
         return roundId;
     }
 
-    /// @dev (output, commitBlock, finalized) of the round serving `roundId`.
-    function _roundSeed(uint256 roundId)
+    /// @dev (round finally serving `roundId`, its output, commit block and status).
+    function _roundState(uint256 roundId)
         internal
         view
-        virtual
-        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, bool finalized)
+        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, RoundStatus status)
     {
         finalRoundId = _resolveRound(roundId);
         Round storage round = _rounds[finalRoundId];
-        return (finalRoundId, round.output, round.commitBlock, round.status == RoundStatus.Finalized);
+        return (finalRoundId, round.output, round.commitBlock, round.status);
     }
 
     function _committedRound(uint256 roundId) private view returns (Round storage round) {
@@ -515,6 +551,7 @@ abstract contract RandomnessBeacon is EIP712 {
         uint256 n = participants.length;
         uint64 opened = round.revealedMask | round.recoveredMask;
         uint64 newly = 0;
+        uint256 added = 0;
         uint256 acc = round.accumulator;
         for (uint256 k = 0; k < openings.length; ++k) {
             Opening calldata o = openings[k];
@@ -522,7 +559,9 @@ abstract contract RandomnessBeacon is EIP712 {
             if (i >= n) revert InvalidIndex(i);
             address p = participants[i];
             uint64 bit = uint64(1) << i;
-            if ((opened | newly) & bit != 0) revert AlreadyOpened(p);
+            // Already opened (by a concurrent batch or a participant's own reveal): skipped, so
+            // nobody can make an honest batch revert by front-running one of its openings.
+            if ((opened | newly) & bit != 0) continue;
             if (o.secret >= FIELD_ORDER || o.salt >= FIELD_ORDER) revert NotAFieldElement();
             (uint256 px, uint256 py) = _pedersen(o.secret, o.salt);
             if (keccak256(abi.encode(px, py, o.restHash)) != commitments[i]) {
@@ -531,11 +570,13 @@ abstract contract RandomnessBeacon is EIP712 {
             }
             acc = addmod(acc, o.secret, FIELD_ORDER);
             newly |= bit;
+            ++added;
             emit ContributionOpened(roundId, p, o.secret, recovered);
         }
+        if (added == 0) revert NothingToOpen(roundId);
         if (recovered) round.recoveredMask |= newly;
         else round.revealedMask |= newly;
-        uint256 settled = uint256(round.settledCount) + openings.length;
+        uint256 settled = uint256(round.settledCount) + added;
         round.settledCount = uint8(settled);
         // The partial sum is stored only while contributions are missing (a round opened in one
         // batch never writes it: 22k gas less).

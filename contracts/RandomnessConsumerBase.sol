@@ -23,9 +23,10 @@ abstract contract RandomnessConsumerBase is IRandomnessConsumer {
         _onRandomness(requestId, value);
     }
 
-    /// @dev Request one value, paying the beacon's fee (wei) from this contract's balance.
+    /// @dev Request one value, paying the beacon's price (wei: its fee plus the callback's gas)
+    ///      from this contract's balance.
     function _requestRandomness(uint256 callbackGasLimit) internal returns (uint256 requestId) {
-        uint256 fee = beacon.randomnessFeeWei();
+        uint256 fee = beacon.requestPriceWei(callbackGasLimit);
         return beacon.requestRandomness{value: fee}(callbackGasLimit);
     }
 

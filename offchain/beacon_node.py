@@ -27,7 +27,7 @@ from web3 import Web3
 
 from offchain import eip712_beacon, pedersen
 from offchain.chain.beacon import BeaconClient, Opening, RoundStatus
-from offchain.chain.market import ContractRevert
+from offchain.chain.market import ContractRevert, TransactionFailed
 from offchain.eip712 import Sig
 from offchain.envelope import Header, seal
 from offchain.field import R
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from offchain.node import Node
 
 log = logging.getLogger("mpc.beacon")
+ROUND_RETENTION_S = 60.0  # how long a settled round's state is kept (late messages, settling)
 
 
 def _b32(h: str) -> bytes:
@@ -93,6 +94,7 @@ class BeaconService:
         self.waiting_jobs: dict[int, int] = {}  # job id -> seed round
         self.waiting_requests: dict[int, int] = {}  # request id -> round
         self.latest_block = 0
+        self.max_round = 0  # highest round id opened so far
         self.tasks: set[asyncio.Task[Any]] = set()
         # Fault injection (NodeConfig.beacon_fault), to exercise detection, recovery, slashing.
         self.fault: str | None = None
@@ -145,14 +147,15 @@ class BeaconService:
         self.spawn(deliver())
 
     async def transact(self, what: str, fn: Callable[..., Any], *args: Any) -> bool:
-        """Send one transaction (serialised per node); a revert is logged, not raised."""
+        """Send one transaction (serialised per node); a revert — before sending, or once mined
+        (e.g. a concurrent transaction got there first) — is logged, not raised."""
         try:
             async with self.node.tx_lock:
                 out = await asyncio.to_thread(fn, self.node.account, *args)
             tx = out[-1] if isinstance(out, tuple) else out
             log.info("%s: tx %s, gas %d", what, tx.hash, tx.gas_used)
             return True
-        except ContractRevert as exc:
+        except (ContractRevert, TransactionFailed) as exc:
             log.info("%s reverted: %s", what, exc)
             return False
 
@@ -183,16 +186,34 @@ class BeaconService:
                 log.info("round %d finalized at +%.0f ms: output %s", round_id,
                          (time.perf_counter() - rt.t0) * 1e3, h32(bytes(ev["output"])))
             self.spawn(self.settle(round_id))
+            self.forget_later(round_id)
         elif name == "RoundFailed":
             round_id, succ = int(ev["round_id"]), int(ev["successor"])
             self.successor[round_id] = succ
             rt = self.rounds.get(round_id)
             if rt is not None:
                 rt.status = RoundStatus.FAILED
-            log.warning("round %d failed; successor round %d", round_id, succ)
+            if succ:
+                log.warning("round %d failed before its commit; successor round %d", round_id,
+                            succ)
+            else:  # failed after its commit: it yields nothing, and is never re-drawn
+                log.warning("round %d failed after its commit; its jobs and requests get no "
+                            "value", round_id)
+                for waiting in (self.waiting_jobs, self.waiting_requests):
+                    for key in [k for k, r in waiting.items() if self.resolve(r) == round_id]:
+                        del waiting[key]
+            self.forget_later(round_id)
         elif name == "RandomnessRequested":
             self.waiting_requests[int(ev["request_id"])] = int(ev["round_id"])
         self.spawn(self.notify_all())
+
+    def forget_later(self, round_id: int) -> None:
+        """Drop a settled round's state (secrets and shares included) and replay records after
+        a while, so a long-running node does not grow without bound."""
+        def forget() -> None:
+            self.rounds.pop(round_id, None)
+            self.round_seen.pop(round_id, None)
+        asyncio.get_running_loop().call_later(ROUND_RETENTION_S, forget)
 
     def on_job_posted(self, job_id: int, seed_round: int) -> None:
         self.waiting_jobs[job_id] = seed_round
@@ -207,6 +228,7 @@ class BeaconService:
 
     def on_round_opened(self, ev: dict[str, Any]) -> None:
         round_id = int(ev["round_id"])
+        self.max_round = max(self.max_round, round_id)
         if round_id in self.rounds:
             return
         active = tuple(sorted(self.node.follower.active_nodes(), key=lambda a: int(a, 16)))
@@ -224,6 +246,8 @@ class BeaconService:
     async def receive(self, header: Header, plaintext: bytes) -> tuple[int, str]:
         """Apply one authenticated beacon message; returns (HTTP status, reason)."""
         rt = self.rounds.get(header.job_id)
+        if rt is None and header.job_id <= self.max_round:
+            return 404, "round settled and forgotten, or this node took no part"
         if rt is None:
             seen = self.round_seen.setdefault(header.job_id, asyncio.Event())
             self.node.follower.poke.set()
@@ -249,7 +273,6 @@ class BeaconService:
                              or rt.status in (RoundStatus.FINALIZED, RoundStatus.FAILED), 5.0)
         try:
             payload = decode_beacon_payload(header.kind, plaintext)
-            self.node.replay.accept(header)
             self.apply(rt, st, header.sender, payload)
         except PayloadError as exc:
             return 400, str(exc)
@@ -444,9 +467,12 @@ class BeaconService:
         if me == batcher:
             await self.until(rt, lambda: len(st.openings) >= len(q), cfg.straggler_grace_s * 4)
             await self.submit_openings(rt, st, recovered=False)
-        elif not withhold:
+        # Everyone (the batcher too) makes sure its own opening is on chain before the deadline:
+        # a batch that lost a race, or a batcher that is down, costs a few seconds, not a slash.
+        while not withhold and me not in rt.opened_on_chain \
+                and self.latest_block < reveal_deadline and rt.status == RoundStatus.COMMITTED:
             await self.until(rt, lambda: me in rt.opened_on_chain, cfg.submit_backoff_s)
-            if me not in rt.opened_on_chain and self.latest_block <= reveal_deadline:
+            if me not in rt.opened_on_chain and self.latest_block < reveal_deadline:
                 await self.submit_openings(rt, st, recovered=False, only=[me])
         await self.until(rt, lambda: rt.status != RoundStatus.COMMITTED
                          or self.latest_block > reveal_deadline, 3600)

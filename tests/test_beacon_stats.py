@@ -47,6 +47,8 @@ from offchain.chain.market import MarketClient
 from tests.beacon_driver import expected_output, plan_round
 from tests.conftest import MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
 
+SEED_TAG = keccak(b"MPCMarket.committee")  # JobMarket.COMMITTEE_SEED_TAG
+
 N_ROUNDS = 200
 N_NODES = 8
 N_PARTICIPANTS = 5  # 2T + 1 with T = 2
@@ -150,7 +152,7 @@ def test_200_rounds_uniform_outputs_and_selection(env: Env) -> None:
         assert out == expected_output(market.chain_id, market.address, k, totals[k]), k
     candidates = sorted((n.address for n in nodes), key=lambda a: int(a, 16))
     for k, e in enumerate(assigned, start=1):
-        seed = keccak(abi_encode(["bytes32", "uint256"], [outputs[k - 1], k]))
+        seed = keccak(abi_encode(["bytes32", "bytes32", "uint256"], [SEED_TAG, outputs[k - 1], k]))
         assert e["committee"] == draw(candidates, COMMITTEE, seed), k
 
     # 1. chi-square of the top 4 bits.

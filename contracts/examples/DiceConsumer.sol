@@ -21,7 +21,8 @@ contract DiceConsumer is RandomnessConsumerBase {
 
     constructor(IRandomnessBeacon beacon_) RandomnessConsumerBase(beacon_) {}
 
-    /// @notice Roll a die; send at least the beacon's randomnessFeeWei.
+    /// @notice Roll a die; send at least beacon.requestPriceWei(CALLBACK_GAS) (any excess goes to
+    ///         the beacon's participants).
     function roll() external payable returns (uint256 requestId) {
         requestId = beacon.requestRandomness{value: msg.value}(CALLBACK_GAS);
         rollerOf[requestId] = msg.sender;

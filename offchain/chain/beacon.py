@@ -107,9 +107,16 @@ class BeaconClient:
 
     def request_randomness(self, account: LocalAccount, *, callback_gas_limit: int = 0,
                            fee_wei: int | None = None) -> tuple[int, int, TxResult]:
-        """Buy one random value (fee defaults to ``randomnessFeeWei``); returns (request id,
-        round id, tx). Raises ContractRevert FeeTooLow / CallbackGasTooHigh / TooFewActiveNodes."""
-        fee = self.randomness_fee_wei() if fee_wei is None else fee_wei
+        """Buy one random value; returns (request id, round id, tx). ``fee_wei`` defaults to
+        ``requestPriceWei(callback_gas_limit)`` plus 10% for a base fee that rises meanwhile
+        (the excess goes to the round's revealers). Raises ContractRevert FeeTooLow /
+        CallbackGasTooHigh / TooFewActiveNodes."""
+        if fee_wei is None:
+            price = self.request_price_wei(callback_gas_limit)
+            base = self.randomness_fee_wei()
+            fee = base + (price - base) * 11 // 10
+        else:
+            fee = fee_wei
         tx = self._tx.send("requestRandomness", account,
                            self.contract.functions.requestRandomness(callback_gas_limit),
                            value=fee)
@@ -201,6 +208,10 @@ class BeaconClient:
         return [to_checksum_address(a) for a in ev[0]["args"]["committee"]], tx
 
     # ------------------------------------------------------------------ views
+
+    def request_price_wei(self, callback_gas_limit: int) -> int:
+        """``requestPriceWei``: the fee plus the callback gas at the current price (wei)."""
+        return int(self._call(self.contract.functions.requestPriceWei(callback_gas_limit)))
 
     def randomness_fee_wei(self) -> int:
         return int(self._call(self.contract.functions.randomnessFeeWei()))

@@ -8,7 +8,8 @@ that seeded it (the round the job joined, or that round's successor if it failed
   exit), sorted ascending by address. The set was fixed before anybody could know the output,
   so neither a registration nor an exit after the fact can steer the draw.
 * **Sampling without replacement** — partial Fisher–Yates: for i = 0..n-1, swap position i with
-  i + (keccak256(abi.encode(seed, i)) mod (m - i)), seed = keccak256(abi.encode(output, jobId));
+  i + (keccak256(abi.encode(seed, i)) mod (m - i)), seed = keccak256(abi.encode(TAG, output,
+  jobId)) with TAG = keccak256("MPCMarket.committee") (so a seed never equals a request's value);
   the first n, sorted ascending, are the committee. (The modulo bias is below m / 2^256.)
 
 An auditor recomputes the committee from chain data alone with :func:`eligible_from_events` and
@@ -27,12 +28,16 @@ from eth_utils.crypto import keccak
 __all__ = ["committee_seed", "draw_committee", "eligible_from_events"]
 
 
+COMMITTEE_SEED_TAG = keccak(b"MPCMarket.committee")
+
+
 def committee_seed(output: bytes, job_id: int) -> bytes:
-    """``keccak256(abi.encode(output, jobId))`` (32 bytes). Raises ValueError if ``output`` is
-    not 32 bytes."""
+    """``keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId))`` (32 bytes). Raises
+    ValueError if ``output`` is not 32 bytes."""
     if len(output) != 32:
         raise ValueError("a round output is 32 bytes")
-    return keccak(abi_encode(["bytes32", "uint256"], [output, job_id]))
+    return keccak(abi_encode(["bytes32", "bytes32", "uint256"],
+                             [COMMITTEE_SEED_TAG, output, job_id]))
 
 
 def draw_committee(candidates: Sequence[str], n: int, seed: bytes) -> list[str]:
