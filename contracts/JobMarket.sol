@@ -7,6 +7,16 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {NotActive, NotRegistered, TransferFailed} from "./NodeRegistry.sol";
+import {IMPCJobConsumer} from "./IMPCJobConsumer.sol";
+
+// The two callback errors are shared with RandomnessBeacon (same names, arguments and selectors);
+// declared at file level so that MPCMarket, which inherits both, sees no duplicate member (its ABI
+// lists each of them twice, identically).
+
+/// @notice A callback gas limit above the maximum (MAX_JOB_CALLBACK_GAS for jobs).
+error CallbackGasTooHigh(uint256 limit, uint256 max);
+/// @notice The caller forwarded too little gas for the callback to get its full limit.
+error InsufficientGasForCallback(uint256 gasLeft, uint256 needed);
 
 /// @title JobMarket — escrowed MPC jobs settled by t+1 committee signatures
 /// @notice A buyer posts a query over a dataset with escrow and a committee of n registered nodes
@@ -14,7 +24,8 @@ import {NotActive, NotRegistered, TransferFailed} from "./NodeRegistry.sol";
 ///         the providers' signed input commitments and at least t+1 committee members' EIP-712
 ///         signatures over (jobId, resultHash, inputsHash, transcriptRoot); the escrow is then
 ///         credited to the signers. If no valid result arrives by the deadline the buyer reclaims
-///         the escrow.
+///         the escrow. A contract buyer may post with postJobWithCallback to receive the result
+///         through IMPCJobConsumer.onMPCResult at finalization (see MPCJobConsumerBase).
 /// @dev EIP-712 domain: name "MPCMarket", version "1", chainId, verifyingContract = this
 ///      (EIP-5267 eip712Domain() from OpenZeppelin). Signatures are (r, s, v), v in {27, 28},
 ///      low-s enforced by ECDSA.tryRecover. The committee is stored as
@@ -29,15 +40,14 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         Refunded
     }
 
-    /// @notice A job as stored (5 slots; the 4th packs all small fields). The proof-of-MPC hash is
-    ///         recorded in the JobFinalized log rather than in storage: nothing on chain reads it,
-    ///         and a fresh storage slot (22.1k gas) would put finalization above 150k gas.
+    /// @notice A job as returned by getJob: the stored job (JobRecord) without its callback gas
+    ///         limit, which jobCallback() returns.
     struct Job {
-        address buyer; // slot 0
-        uint96 escrowWei; // slot 0
-        bytes32 specHash; // slot 1: keccak256(abi.encode(datasetId, keccak256(bytes(query))))
-        bytes32 committeeHash; // slot 2: keccak256(abi.encodePacked(committee))
-        uint40 deadline; // slot 3: unix seconds; finalize allowed while block.timestamp <= deadline
+        address buyer;
+        uint96 escrowWei;
+        bytes32 specHash; // keccak256(abi.encode(datasetId, keccak256(bytes(query))))
+        bytes32 committeeHash; // keccak256(abi.encodePacked(committee))
+        uint40 deadline; // unix seconds; finalize allowed while block.timestamp <= deadline
         uint8 committeeSize;
         uint8 threshold;
         uint16 minProviders;
@@ -45,7 +55,28 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint16 providerCount;
         uint32 signerMask; // bit i set = committee[i] signed the result
         uint64 seedRound; // beacon round whose output draws the committee
-        bytes32 resultHash; // slot 4: keccak256(abi.encodePacked(int256[] aggregates))
+        bytes32 resultHash; // keccak256(abi.encodePacked(int256[] aggregates))
+    }
+
+    /// @dev A job as stored (5 slots; the 4th packs all small fields, the callback gas limit
+    ///      included, so a callback costs no extra slot read at finalization). The proof-of-MPC
+    ///      hash is recorded in the JobFinalized log rather than in storage: nothing on chain
+    ///      reads it, and a fresh storage slot (22.1k gas) would put finalization above 150k gas.
+    struct JobRecord {
+        address buyer; // slot 0
+        uint96 escrowWei; // slot 0
+        bytes32 specHash; // slot 1
+        bytes32 committeeHash; // slot 2
+        uint40 deadline; // slot 3
+        uint8 committeeSize;
+        uint8 threshold;
+        uint16 minProviders;
+        JobStatus status;
+        uint16 providerCount;
+        uint32 signerMask;
+        uint64 seedRound;
+        uint32 callbackGasLimit; // 0 = no callback
+        bytes32 resultHash; // slot 4
     }
 
     /// @notice An ECDSA signature; v in {27, 28}, s in the lower half order.
@@ -88,6 +119,11 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     uint256 public constant MAX_COMMITTEE = 32;
     /// @notice Most aggregates a result may carry.
     uint256 public constant MAX_AGGREGATES = 64;
+    /// @notice Largest callback gas limit a job may ask for.
+    uint256 public constant MAX_JOB_CALLBACK_GAS = 2_000_000;
+    /// @dev Gas kept back, on top of the callback's limit and the 1/64 a call retains (EIP-150),
+    ///      for the cold-account call and the bookkeeping after the callback.
+    uint256 private constant JOB_CALLBACK_RESERVE_GAS = 10_000;
 
     /// @notice Minimal escrow (wei) of a job.
     uint96 public immutable minPaymentWei;
@@ -96,7 +132,10 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
 
     /// @dev Id of the next job (starts at 1 so that posting never writes a zero slot).
     uint256 private _nextJobId = 1;
-    mapping(uint256 jobId => Job) private _jobs;
+    mapping(uint256 jobId => JobRecord) private _jobs;
+    /// @dev Callback gas paid with a job (wei) until it is credited to the finalizer or refunded;
+    ///      written only for jobs with a callback.
+    mapping(uint256 jobId => uint256) private _callbackFeeWei;
 
     /// @notice A job was posted. `deadline` is unix seconds, `escrowWei` in wei. Its committee of
     ///         `committeeSize` nodes will be drawn from the output of beacon round `seedRound`
@@ -128,8 +167,17 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @notice The committee of `jobId` was drawn (sorted ascending) from the nodes eligible at the
     ///         commit block of beacon round `roundId`, with seed keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId)).
     event CommitteeAssigned(uint256 indexed jobId, uint256 roundId, address[] committee);
-    /// @notice The buyer of an expired job got its escrow `amountWei` back.
+    /// @notice The buyer of an expired job got its escrow (plus any unused callback fee)
+    ///         `amountWei` back.
     event JobRefunded(uint256 indexed jobId, address indexed buyer, uint256 amountWei);
+    /// @notice The result of job `jobId` will be delivered to its buyer's (normally a consumer
+    ///         contract's) onMPCResult with `callbackGasLimit` gas; `feeWei` (not part of the
+    ///         escrow) pays that gas to whoever finalizes the job.
+    event JobCallbackRequested(uint256 indexed jobId, uint256 callbackGasLimit, uint256 feeWei);
+    /// @notice The result of job `jobId` was delivered to the buyer's onMPCResult; `ok` is false
+    ///         if the callback reverted or ran out of gas (the job is finalized and paid either
+    ///         way). `finalizer` was credited the callback fee `feeWei` (pull payment).
+    event JobCallback(uint256 indexed jobId, address indexed finalizer, uint256 feeWei, bool ok);
 
     error PaymentTooLow(uint256 sentWei, uint256 minWei);
     error InvalidQuery();
@@ -185,6 +233,9 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @dev Nodes eligible at `snapshotBlock`, ascending.
     function _eligibleNodesAt(uint256 snapshotBlock) internal view virtual returns (address[] memory);
 
+    /// @dev Gas price (wei) at which callback gas is charged now (the beacon's price).
+    function _callbackGasPriceWei() internal view virtual returns (uint256);
+
     // ------------------------------------------------------------------ mutating
 
     /// @notice Post a job with msg.value (wei) as escrow.
@@ -210,32 +261,43 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint16 minProviders,
         uint40 timeoutS
     ) external payable returns (uint256 jobId) {
-        _checkPost(query, committeeSize, threshold, minProviders, timeoutS);
-        uint64 seedRound = _requestSeedRound();
-        jobId = _nextJobId++;
-        uint40 deadline = uint40(block.timestamp) + timeoutS;
-        Job storage job = _jobs[jobId];
-        job.buyer = msg.sender;
-        job.escrowWei = SafeCast.toUint96(msg.value);
-        job.specHash = keccak256(abi.encode(datasetId, keccak256(bytes(query))));
-        job.deadline = deadline;
-        job.seedRound = seedRound;
-        job.committeeSize = committeeSize;
-        job.threshold = threshold;
-        job.minProviders = minProviders;
-        job.status = JobStatus.Open;
-        emit JobPosted(
-            jobId,
-            msg.sender,
-            datasetId,
-            query,
-            committeeSize,
-            seedRound,
-            threshold,
-            minProviders,
-            deadline,
-            msg.value
-        );
+        return _post(datasetId, query, committeeSize, threshold, minProviders, timeoutS, msg.value);
+    }
+
+    /// @notice Post a job whose result is delivered, at finalization, to the caller's (a
+    ///         contract's) IMPCJobConsumer.onMPCResult(jobId, aggregates) with exactly
+    ///         `callbackGasLimit` gas. msg.value pays the callback gas at callbackGasPriceWei()
+    ///         (jobCallbackFeeWei(callbackGasLimit), credited to whoever finalizes the job) and
+    ///         the rest is the escrow. A callback that reverts or runs out of gas does not block
+    ///         finalization or payment (JobCallback(..., ok = false)). If the job expires,
+    ///         reclaimEscrow refunds escrow and callback fee to the buyer.
+    /// @param callbackGasLimit Gas for onMPCResult, 0..MAX_JOB_CALLBACK_GAS (0: no callback,
+    ///        exactly like postJob).
+    /// @dev The other parameters and checks are postJob's. Reverts CallbackGasTooHigh(limit,
+    ///      max) first, then as postJob, with PaymentTooLow(sent, minPaymentWei + fee). Emits
+    ///      JobPosted (escrowWei = msg.value - fee) and, if callbackGasLimit > 0,
+    ///      JobCallbackRequested(jobId, callbackGasLimit, fee).
+    function postJobWithCallback(
+        bytes32 datasetId,
+        string calldata query,
+        uint8 committeeSize,
+        uint8 threshold,
+        uint16 minProviders,
+        uint40 timeoutS,
+        uint256 callbackGasLimit
+    ) external payable returns (uint256 jobId) {
+        if (callbackGasLimit > MAX_JOB_CALLBACK_GAS) {
+            revert CallbackGasTooHigh(callbackGasLimit, MAX_JOB_CALLBACK_GAS);
+        }
+        uint256 fee = jobCallbackFeeWei(callbackGasLimit);
+        uint256 minWei = minPaymentWei + fee;
+        if (msg.value < minWei) revert PaymentTooLow(msg.value, minWei);
+        jobId = _post(datasetId, query, committeeSize, threshold, minProviders, timeoutS, msg.value - fee);
+        if (callbackGasLimit != 0) {
+            _jobs[jobId].callbackGasLimit = uint32(callbackGasLimit); // warm slot: ~100 gas
+            _callbackFeeWei[jobId] = fee; // > 0: the callback gas price is at least 1 gwei
+            emit JobCallbackRequested(jobId, callbackGasLimit, fee);
+        }
     }
 
     /// @notice Draw the committee of an Open job from the output of its beacon round (or that
@@ -251,7 +313,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///      TooFewEligibleNodes(m, n).
     ///      Emits CommitteeAssigned.
     function assignCommittee(uint256 jobId) external returns (address[] memory committee) {
-        Job storage job = _jobs[jobId];
+        JobRecord storage job = _jobs[jobId];
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         uint256 deadline = job.deadline;
         if (block.timestamp > deadline) revert DeadlinePassed(deadline);
@@ -273,6 +335,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     function drawCommittee(address[] memory candidates, uint256 n, bytes32 seed)
         public
         pure
+        virtual
         returns (address[] memory committee)
     {
         uint256 m = candidates.length;
@@ -308,7 +371,14 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///      NotCommitteeMember(signer). Effects: status Finalized; providerCount, signerMask and
     ///      resultHash stored (proofHash and inputsHash are logged in JobFinalized); escrow split equally among the signers (remainder to
     ///      the first) and credited as rewards (pull payment; no ETH moves here).
-    ///      Emits JobFinalized.
+    ///      Emits JobFinalized. Then, for a job posted with a callback (after every effect above:
+    ///      the job is already Finalized, so a re-entering consumer cannot finalize or reclaim it
+    ///      again): the callback fee is credited to msg.sender, the buyer's onMPCResult(jobId,
+    ///      aggregates) is called with exactly its callbackGasLimit (return data ignored, not
+    ///      copied) and JobCallback(jobId, msg.sender, fee, ok) is emitted. Reverts
+    ///      InsufficientGasForCallback(gasleft, needed) if the caller did not forward enough gas
+    ///      for the callback to get its full limit (so a finalizer cannot make it fail on
+    ///      purpose); a callback that reverts or runs out of gas is only recorded (ok = false).
     function finalizeJob(
         uint256 jobId,
         int256[] calldata aggregates,
@@ -316,7 +386,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         ProviderInput[] calldata inputs,
         MemberSig[] calldata signatures
     ) external {
-        Job storage job = _jobs[jobId];
+        JobRecord storage job = _jobs[jobId];
         _checkFinalizable(job, jobId, aggregates.length, committee, inputs.length);
         _Ctx memory ctx;
         ctx.jobId = jobId;
@@ -325,20 +395,27 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         ctx.resultHash = _hashWords(aggregates);
         _settle(job, ctx, committee, signatures, inputs.length);
         _emitFinalized(ctx, uint16(inputs.length), aggregates);
+        uint256 limit = job.callbackGasLimit;
+        if (limit != 0) _deliver(job.buyer, jobId, limit, aggregates);
     }
 
-    /// @notice Refund the escrow (wei) of a job that expired without a valid result.
+    /// @notice Refund the escrow (wei), plus the callback fee of a job posted with a callback, of a
+    ///         job that expired without a valid result.
     /// @dev Only the buyer. Reverts NotBuyer() if the caller is not the buyer (or the job does not
     ///      exist), JobNotOpen(jobId) if it was finalized or refunded already,
     ///      DeadlineNotReached(deadline) while block.timestamp <= deadline, TransferFailed() if
     ///      the buyer refuses the payment. Emits JobRefunded(jobId, buyer, amountWei).
     function reclaimEscrow(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
+        JobRecord storage job = _jobs[jobId];
         if (job.buyer != msg.sender) revert NotBuyer();
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         uint256 deadline = job.deadline;
         if (block.timestamp <= deadline) revert DeadlineNotReached(deadline);
         uint256 amount = job.escrowWei;
+        if (job.callbackGasLimit != 0) {
+            amount += _callbackFeeWei[jobId];
+            delete _callbackFeeWei[jobId];
+        }
 
         job.status = JobStatus.Refunded;
         emit JobRefunded(jobId, msg.sender, amount);
@@ -355,9 +432,38 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         return _nextJobId - 1;
     }
 
-    /// @notice The stored job `jobId` (all zero if it does not exist).
+    /// @notice The stored job `jobId` (all zero if it does not exist); its callback settings are
+    ///         returned by jobCallback.
     function getJob(uint256 jobId) external view returns (Job memory) {
-        return _jobs[jobId];
+        JobRecord storage r = _jobs[jobId];
+        return Job(
+            r.buyer,
+            r.escrowWei,
+            r.specHash,
+            r.committeeHash,
+            r.deadline,
+            r.committeeSize,
+            r.threshold,
+            r.minProviders,
+            r.status,
+            r.providerCount,
+            r.signerMask,
+            r.seedRound,
+            r.resultHash
+        );
+    }
+
+    /// @notice Callback gas limit of job `jobId` (0: no callback) and its callback fee (wei)
+    ///         still held (0 once credited to the finalizer or refunded).
+    function jobCallback(uint256 jobId) external view returns (uint256 callbackGasLimit, uint256 feeWei) {
+        return (_jobs[jobId].callbackGasLimit, _callbackFeeWei[jobId]);
+    }
+
+    /// @notice Callback fee (wei) postJobWithCallback charges now for `callbackGasLimit` gas:
+    ///         callbackGasLimit * callbackGasPriceWei() (2 x base fee + 1 gwei), on top of the
+    ///         escrow.
+    function jobCallbackFeeWei(uint256 callbackGasLimit) public view returns (uint256) {
+        return callbackGasLimit * _callbackGasPriceWei();
     }
 
     /// @notice EIP-712 digest a provider signs for its input `commitment` to job `jobId`.
@@ -483,7 +589,50 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         if (err != ECDSA.RecoverError.NoError) signer = address(0);
     }
 
-    /// @dev postJob's argument checks (see postJob for the order).
+    /// @dev Checks (see postJob for the order; the payment check is on `escrowWei`, which is
+    ///      msg.value for postJob) and stores a job escrowing `escrowWei`. postJobWithCallback
+    ///      adds its callback fields afterwards: passing the callback limit in here would make
+    ///      postJob call this with a literal 0, which the optimizer's function specializer turns
+    ///      into a second copy of this function (~700 bytes of the 24,576-byte EIP-170 limit).
+    function _post(
+        bytes32 datasetId,
+        string calldata query,
+        uint8 committeeSize,
+        uint8 threshold,
+        uint16 minProviders,
+        uint40 timeoutS,
+        uint256 escrowWei
+    ) private returns (uint256 jobId) {
+        if (escrowWei < minPaymentWei) revert PaymentTooLow(escrowWei, minPaymentWei);
+        _checkPost(query, committeeSize, threshold, minProviders, timeoutS);
+        uint64 seedRound = _requestSeedRound();
+        jobId = _nextJobId++;
+        uint40 deadline = uint40(block.timestamp) + timeoutS;
+        JobRecord storage job = _jobs[jobId];
+        job.buyer = msg.sender;
+        job.escrowWei = SafeCast.toUint96(escrowWei);
+        job.specHash = keccak256(abi.encode(datasetId, keccak256(bytes(query))));
+        job.deadline = deadline;
+        job.seedRound = seedRound;
+        job.committeeSize = committeeSize;
+        job.threshold = threshold;
+        job.minProviders = minProviders;
+        job.status = JobStatus.Open;
+        emit JobPosted(
+            jobId,
+            msg.sender,
+            datasetId,
+            query,
+            committeeSize,
+            seedRound,
+            threshold,
+            minProviders,
+            deadline,
+            escrowWei
+        );
+    }
+
+    /// @dev postJob's argument checks after the payment (see postJob for the order).
     function _checkPost(
         string calldata query,
         uint8 committeeSize,
@@ -491,7 +640,6 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint16 minProviders,
         uint40 timeoutS
     ) private view {
-        if (msg.value < minPaymentWei) revert PaymentTooLow(msg.value, minPaymentWei);
         uint256 qlen = bytes(query).length;
         if (qlen == 0 || qlen > MAX_QUERY_BYTES) revert InvalidQuery();
         uint256 n = committeeSize;
@@ -507,7 +655,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
 
     /// @dev Checks made before looking at any signature (see finalizeJob for the order).
     function _checkFinalizable(
-        Job storage job,
+        JobRecord storage job,
         uint256 jobId,
         uint256 nAggregates,
         address[] calldata committee,
@@ -548,7 +696,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @dev Checks the signature count and the signatures, credits the rewards and stores the
     ///      result. Crediting is an internal storage write only (no external call).
     function _settle(
-        Job storage job,
+        JobRecord storage job,
         _Ctx memory ctx,
         address[] calldata committee,
         MemberSig[] calldata signatures,
@@ -581,6 +729,25 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
             ctx.share,
             aggregates
         );
+    }
+
+    /// @dev Credits the callback fee of `jobId` to msg.sender (the finalizer pays the callback's
+    ///      gas) and calls `consumer`.onMPCResult(jobId, aggregates) with exactly `limit` gas.
+    ///      Called after every effect of finalizeJob (checks-effects-interactions).
+    function _deliver(address consumer, uint256 jobId, uint256 limit, int256[] calldata aggregates) private {
+        uint256 fee = _callbackFeeWei[jobId];
+        delete _callbackFeeWei[jobId];
+        _creditReward(msg.sender, fee);
+        bytes memory data = abi.encodeCall(IMPCJobConsumer.onMPCResult, (jobId, aggregates));
+        // EIP-150: a call gets at most 63/64 of the gas left; make sure `limit` is available.
+        uint256 needed = limit + limit / 63 + JOB_CALLBACK_RESERVE_GAS;
+        if (gasleft() < needed) revert InsufficientGasForCallback(gasleft(), needed);
+        bool ok;
+        // Return data is ignored (not copied), so a consumer cannot grief with a huge revert.
+        assembly ("memory-safe") {
+            ok := call(limit, consumer, 0, add(data, 0x20), mload(data), 0, 0)
+        }
+        emit JobCallback(jobId, msg.sender, fee, ok);
     }
 
     /// @dev Member signatures: valid, signers strictly ascending, each in the committee (merge-walk

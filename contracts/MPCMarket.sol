@@ -78,6 +78,10 @@ contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
         return (finalRoundId, output, commitBlock, status == RoundStatus.Finalized, status == RoundStatus.Failed);
     }
 
+    function _callbackGasPriceWei() internal view override returns (uint256) {
+        return callbackGasPriceWei();
+    }
+
     function _eligibleNodesAt(uint256 snapshotBlock)
         internal
         view

@@ -238,10 +238,56 @@ class MarketClient:
             min_providers,
             timeout_s,
         )
-        tx = self._tx.send("postJob", account, fn, value=payment_wei)
+        return self._posted(self._tx.send("postJob", account, fn, value=payment_wei))
+
+    def post_job_with_callback(
+        self,
+        account: LocalAccount,
+        *,
+        dataset_id: bytes,
+        query: str,
+        committee_size: int,
+        threshold: int,
+        min_providers: int,
+        timeout_s: int,
+        payment_wei: int,
+        callback_gas_limit: int,
+        callback_fee_wei: int | None = None,
+    ) -> tuple[int, TxResult]:
+        """Post a job whose result the market delivers at finalization to ``account``'s
+        ``onMPCResult(jobId, aggregates)`` with ``callback_gas_limit`` gas
+        (``postJobWithCallback``; meant for contracts, see ``contracts/IMPCJobConsumer.sol``,
+        an EOA buyer just pays for a no-op call). Returns (job id, tx) like :meth:`post_job`.
+
+        The transaction sends ``payment_wei + callback_fee_wei``. The contract charges the
+        callback fee at the gas price of the block the transaction lands in
+        (``jobCallbackFeeWei(callback_gas_limit)``) and escrows the rest, so the escrow is at
+        least ``payment_wei`` as long as ``callback_fee_wei`` covers that price.
+        ``callback_fee_wei`` defaults to the current price plus 25% (the base fee may rise by
+        12.5% per block meanwhile); the excess joins the escrow. Raises ContractRevert
+        CallbackGasTooHigh / PaymentTooLow(sent, minPaymentWei + fee) and the errors of
+        :meth:`post_job`.
+        """
+        if callback_fee_wei is None:
+            callback_fee_wei = self.job_callback_fee_wei(callback_gas_limit) * 5 // 4
+        fn = self.contract.functions.postJobWithCallback(
+            bytes(dataset_id),
+            query,
+            committee_size,
+            threshold,
+            min_providers,
+            timeout_s,
+            callback_gas_limit,
+        )
+        tx = self._tx.send(
+            "postJobWithCallback", account, fn, value=payment_wei + callback_fee_wei
+        )
+        return self._posted(tx)
+
+    def _posted(self, tx: TxResult) -> tuple[int, TxResult]:
         events = self.contract.events.JobPosted().process_receipt(tx.receipt, errors=DISCARD)
         if len(events) != 1:
-            raise RuntimeError(f"postJob {tx.hash}: expected one JobPosted event")
+            raise RuntimeError(f"{tx.name} {tx.hash}: expected one JobPosted event")
         return int(events[0]["args"]["jobId"]), tx
 
     def finalize_job(
@@ -262,6 +308,11 @@ class MarketClient:
                 strictly ascending — not sorted here.
             signatures: (32-byte transcript root, ResultCommitment signature), signers strictly
                 ascending by recovered address — not sorted here.
+
+        For a job posted with a callback the transaction also runs the buyer's ``onMPCResult``
+        with the job's callback gas limit (the gas estimate includes it; ``account`` is credited
+        the callback fee as rewards); the callback's outcome is in the JobCallback event
+        (:meth:`job_callback_events`).
 
         Raises ContractRevert with one of the errors listed in JobMarket.finalizeJob.
         """
@@ -336,6 +387,17 @@ class MarketClient:
             result_hash=bytes(j[12]),
         )
 
+    def job_callback(self, job_id: int) -> tuple[int, int]:
+        """(callback gas limit, callback fee still held in wei) of job ``job_id``: limit 0 means
+        no callback; the fee drops to 0 once credited to the finalizer or refunded."""
+        limit, fee = self._call(self.contract.functions.jobCallback(job_id))
+        return int(limit), int(fee)
+
+    def job_callback_fee_wei(self, callback_gas_limit: int) -> int:
+        """Callback fee (wei) ``postJobWithCallback`` charges now for ``callback_gas_limit``
+        gas: limit x (2 x base fee + 1 gwei), on top of the escrow."""
+        return int(self._call(self.contract.functions.jobCallbackFeeWei(callback_gas_limit)))
+
     def job_count(self) -> int:
         """Number of jobs ever posted (ids are 1..job_count)."""
         return int(self._call(self.contract.functions.jobCount()))
@@ -404,6 +466,20 @@ class MarketClient:
         """JobRefunded logs as dicts: job_id, buyer, amount_wei, block_number, tx_hash,
         log_index."""
         return self._events("JobRefunded", from_block, to_block)
+
+    def job_callback_requested_events(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict[str, Any]]:
+        """JobCallbackRequested logs as dicts: job_id, callback_gas_limit, fee_wei,
+        block_number, tx_hash, log_index."""
+        return self._events("JobCallbackRequested", from_block, to_block)
+
+    def job_callback_events(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[dict[str, Any]]:
+        """JobCallback logs as dicts: job_id, finalizer, fee_wei, ok (False: the consumer's
+        callback reverted or ran out of gas), block_number, tx_hash, log_index."""
+        return self._events("JobCallback", from_block, to_block)
 
     def node_registered_events(
         self, from_block: int = 0, to_block: int | str = "latest"
