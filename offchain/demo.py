@@ -30,7 +30,7 @@ from web3 import Web3
 
 from offchain import eip712
 from offchain.chain.beacon import BeaconClient
-from offchain.chain.compile import compile_contracts
+from offchain.chain.compile import CompiledContract, compile_contracts
 from offchain.chain.devnet import Anvil, dev_accounts, wait_for_rpc
 from offchain.chain.market import TxResult, deploy_market
 from offchain.datasource import CsvSource, DataSourceError, open_source, write_sqlite
@@ -66,6 +66,8 @@ class DemoOptions:
     collect_timeout_s: float = 10.0  # how long members wait for every registered provider
     beacon_withhold: int = 0  # fault injection: this many nodes never reveal beacon contributions
     beacon_bad_share: int = 0  # fault injection: this many (further) nodes deal a bad share
+    # deploy this artifact (constructor as MPCMarket's) instead of MPCMarket, e.g. a test double
+    market_artifact: CompiledContract | None = None
 
 
 @dataclass
@@ -148,7 +150,8 @@ def _chain(opts: DemoOptions) -> Iterator[str]:
 
 def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str]],
                rpc_url: str, market: str, collect_timeout_s: float,
-               beacon_fault: str | None = None) -> tuple[Path, NodeKeys]:
+               beacon_fault: str | None = None,
+               dataset_name: str = DATASET_NAME) -> tuple[Path, NodeKeys]:
     """Write node ``index``'s directory: keys, its slice of data (CSV or SQLite), config."""
     node_dir = run_dir / f"node-{index}"
     node_dir.mkdir(parents=True)
@@ -167,7 +170,7 @@ def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str
         dataset = {"path": data_file.name, "table": "records"}
     config = {
         "rpc_url": rpc_url, "market": market, "keys_file": "keys.json",
-        "host": "127.0.0.1", "port": 0, "datasets": {DATASET_NAME: dataset},
+        "host": "127.0.0.1", "port": 0, "datasets": {dataset_name: dataset},
         "register_stake_wei": STAKE_WEI, "state_dir": "state",
         "collect_timeout_s": collect_timeout_s, "beacon_fault": beacon_fault,
     }
@@ -302,9 +305,12 @@ class DemoNetwork:
         self.say("compiling contracts")
         compile_contracts()
         self.say("deploying the market")
+        art = opts.market_artifact
         self.market = deploy_market(w3, deployer, min_stake_wei=STAKE_WEI,
                                     exit_delay_s=7 * 86400, min_payment_wei=10**15,
-                                    max_timeout_s=86400, phase_blocks=PHASE_BLOCKS)
+                                    max_timeout_s=86400, phase_blocks=PHASE_BLOCKS,
+                                    abi=art.abi if art else None,
+                                    bytecode=art.bytecode if art else None)
         self.txs.append(_txr(self.market.deployment))
         self.run_dir = Path(tempfile.mkdtemp(prefix="mpc-market-demo-"))
         self.stack.callback(self.nodes.close)

@@ -338,8 +338,21 @@ class Node:
         except Exception:
             log.exception("job %d failed", job.info.job_id)
         finally:
-            if job.transcript.entries:  # kept also for aborted jobs (what was sent/received)
+            # Kept also for aborted jobs (what was sent/received). A sealed transcript was saved
+            # when it was signed and cannot change: not rewritten while auditors may read it.
+            if job.transcript.entries and not job.transcript.sealed:
                 job.transcript.save(self.config.state_dir / "transcripts")
+
+    def transcript_file(self, job_id: int) -> bytes | None:
+        """The saved transcript of ``job_id`` (JSON bytes), served at
+        ``GET /v1/transcripts/{job_id}``; None if this node has none (or it is mid-write)."""
+        path = self.config.state_dir / "transcripts" / f"job-{job_id}.json"
+        try:
+            data = path.read_bytes()
+            json.loads(data)
+        except (OSError, ValueError):
+            return None
+        return data
 
     async def provide(self, job: JobRuntime) -> None:
         info = job.info
@@ -480,7 +493,8 @@ class Node:
 async def run_node(config: NodeConfig, *, exit_with_parent: bool = False) -> None:
     """Start the node: bind, register if configured, print a ready line, serve until stopped."""
     node = Node(config)
-    app = make_app(node.receive, lambda: {"address": node.address, "jobs": len(node.jobs)})
+    app = make_app(node.receive, lambda: {"address": node.address, "jobs": len(node.jobs)},
+                   node.transcript_file)
     server, port = await serve(app, config.host, config.port)
     node.endpoint = config.public_endpoint or f"http://{config.host}:{port}"
     start_block = await asyncio.to_thread(lambda: node.w3.eth.block_number)

@@ -11,6 +11,10 @@ answers with one of the statuses below.
         403  sender not allowed            404  job not (yet) known to this node
         409  replayed message              413  body too large
     GET  /v1/health      200 {"address": ..., "jobs": n}
+    GET  /v1/transcripts/{job_id}
+        200  the node's saved transcript of the job (``offchain.transcript`` JSON: envelope
+             digests and sealed envelopes, never plaintext), for auditors (``offchain.audit``)
+        404  no transcript for that job (or job_id not a uint256)
 """
 
 from __future__ import annotations
@@ -35,13 +39,18 @@ RETRY_STATUSES = (404,)
 #: overflow the C stack).
 EnvelopeHandler = Callable[[bytes], Awaitable[tuple[int, str]]]
 
+#: transcript(job_id) -> the transcript's JSON bytes, or None if the node has none.
+TranscriptReader = Callable[[int], bytes | None]
+
 
 class DeliveryError(RuntimeError):
     """A message could not be delivered before its deadline."""
 
 
-def make_app(handle: EnvelopeHandler, health: Callable[[], dict[str, Any]]) -> Starlette:
-    """The node's HTTP app; ``handle`` decides every envelope's fate."""
+def make_app(handle: EnvelopeHandler, health: Callable[[], dict[str, Any]],
+             transcript: TranscriptReader | None = None) -> Starlette:
+    """The node's HTTP app; ``handle`` decides every envelope's fate; ``transcript`` serves the
+    saved job transcripts (none are served without it)."""
 
     async def peer(request: Request) -> Response:
         length = request.headers.get("content-length")
@@ -58,8 +67,21 @@ def make_app(handle: EnvelopeHandler, health: Callable[[], dict[str, Any]]) -> S
     async def healthz(request: Request) -> Response:
         return JSONResponse(health())
 
+    async def transcripts(request: Request) -> Response:
+        raw = str(request.path_params["job_id"])
+        data = None
+        # decimal digits of a uint256 only (checked before int(): no huge conversions)
+        if transcript is not None and raw.isascii() and raw.isdigit() and len(raw) <= 78 \
+                and int(raw) < 2**256:
+            data = await asyncio.to_thread(transcript, int(raw))
+        if data is None:
+            return JSONResponse({"error": "no transcript for this job"}, status_code=404)
+        return Response(data, media_type="application/json")
+
     return Starlette(routes=[Route("/v1/peer", peer, methods=["POST"]),
-                             Route("/v1/health", healthz, methods=["GET"])])
+                             Route("/v1/health", healthz, methods=["GET"]),
+                             Route("/v1/transcripts/{job_id}", transcripts,
+                                   methods=["GET"])])
 
 
 async def serve(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, int]:
