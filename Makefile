@@ -30,8 +30,9 @@ test: install
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check offchain tests scripts
+	$(BIN)/ruff check offchain api tests scripts
 	$(BIN)/mypy
+	$(BIN)/mypy tests/test_api.py tests/test_api_fuzz.py
 
 bench: install
 	$(BIN)/python scripts/bench_demo.py $(ARGS)
