@@ -4,6 +4,10 @@
                     [--min-providers M] [--rpc-url URL] [--json]
     mpc-market randomness [--participants P] [--withhold K] [--bad-share K] [--rpc-url URL]
                           [--json]
+    mpc-market up [--providers P] [--data CSV] [--state-dir DIR] [--json]
+    mpc-market down [--state-dir DIR]
+    mpc-market job post|show|wait ...      (the buyer CLI, over the HTTP API)
+    mpc-market audit JOB_ID [--rpc-url URL] [--deployment FILE] [--json]
     mpc-market node --config FILE
     mpc-market keygen --out FILE
 
@@ -235,6 +239,21 @@ def node(
     except Exception as exc:
         logging.getLogger("mpc.node").exception("node stopped")
         _fail(f"node stopped: {exc}", 1)
+
+
+def _register_subcommands() -> None:
+    """Commands that live in their own modules (persistent network, buyer CLI, audit)."""
+    from offchain.cli_audit import audit_command
+    from offchain.cli_job import job_app
+    from offchain.cli_net import down_command, up_command
+
+    app.command("up")(up_command)
+    app.command("down")(down_command)
+    app.command("audit")(audit_command)
+    app.add_typer(job_app, name="job", help="Buy computations through the HTTP API.")
+
+
+_register_subcommands()
 
 
 def main() -> None:

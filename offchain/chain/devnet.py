@@ -7,6 +7,10 @@ overridden, 10 accounts funded with 10,000 ETH each), learns the port the OS pic
 from the main thread on Linux it is also asked to die with its parent (``PR_SET_PDEATHSIG``), so a
 SIGKILLed owner does not leak it.
 
+:func:`start_detached` starts an anvil that outlives its starter instead (own session, output
+appended to a log file), for ``mpc-market up``: the caller records its pid and stops it with
+SIGTERM, on which anvil writes its ``--state`` file.
+
 :func:`dev_accounts` derives anvil's funded default accounts from the well-known public test
 mnemonic "test test ... junk" (BIP-44 path ``m/44'/60'/0'/0/i``). Those keys are public: use them
 on a devnet only.
@@ -30,6 +34,7 @@ import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -44,8 +49,11 @@ __all__ = [
     "ANVIL_MNEMONIC",
     "Anvil",
     "AnvilError",
+    "DetachedAnvil",
     "anvil_binary",
+    "anvil_command",
     "dev_accounts",
+    "start_detached",
     "wait_for_rpc",
 ]
 
@@ -69,6 +77,100 @@ def anvil_binary() -> Path:
     if not path.is_file():
         raise AnvilError(f"{path} not found: run `make install`")
     return path
+
+
+def anvil_command(
+    extra_args: Sequence[str] = (), *, port: int = 0, binary: Path | None = None
+) -> list[str]:
+    """The anvil command line: ``anvil --host 127.0.0.1 --port PORT --hardfork prague ARGS``
+    (port 0: the OS picks a free one, read back from the "Listening on" line)."""
+    return [
+        str(binary or anvil_binary()),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--hardfork", "prague",
+        *extra_args,
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DetachedAnvil:
+    """An anvil started by :func:`start_detached`: nothing here stops it (the caller records
+    ``pid`` and signals it; SIGTERM makes anvil dump its ``--state`` file)."""
+
+    pid: int
+    cmd: list[str]
+    port: int
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+# Popen objects of detached processes, kept so they are never garbage-collected while running
+# (which would warn) and can be reaped by poll().
+_detached: list[subprocess.Popen[bytes]] = []
+
+
+def start_detached(
+    extra_args: Sequence[str] = (),
+    *,
+    log_file: Path,
+    port: int = 0,
+    startup_timeout_s: float = 15.0,
+    binary: Path | None = None,
+) -> DetachedAnvil:
+    """Start anvil in its own session (it outlives this process: no parent-death signal, no
+    clean-up at exit), stdin from /dev/null, stdout and stderr appended to ``log_file``; return
+    once it answers JSON-RPC.
+
+    Raises:
+        AnvilError: binary missing, anvil exited (e.g. port taken, unreadable ``--state``
+            file) or did not answer within the timeout; it is killed then, and the message
+            carries the last line it printed.
+    """
+    cmd = anvil_command(extra_args, port=port, binary=binary)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        offset = log.tell()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    _detached.append(proc)
+    deadline = time.monotonic() + startup_timeout_s
+
+    def output() -> str:
+        with open(log_file, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def last_line() -> str:  # anvil's error line if it printed one (usage hints follow it)
+        lines = [ln.strip() for ln in output().splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.lower().startswith("error")]
+        return (errors or lines or ["(no output)"])[-1]
+
+    try:
+        found: int | None = None
+        while found is None:
+            m = _LISTEN_RE.search(output())
+            if m:
+                found = int(m.group(2))
+            elif proc.poll() is not None:
+                raise AnvilError(f"anvil exited with code {proc.returncode}: {last_line()}")
+            elif time.monotonic() > deadline:
+                raise AnvilError(f"anvil did not report its port within {startup_timeout_s} s: "
+                                 f"{last_line()}")
+            else:
+                time.sleep(0.02)
+        try:
+            wait_for_rpc(f"http://127.0.0.1:{found}", max(0.5, deadline - time.monotonic()))
+        except TimeoutError as exc:
+            raise AnvilError(f"anvil did not answer JSON-RPC: {exc}") from exc
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        raise
+    return DetachedAnvil(pid=proc.pid, cmd=cmd, port=found)
 
 
 # ----------------------------------------------------------------------------- cleanup registry
@@ -166,14 +268,7 @@ class Anvil:
         """Start anvil and wait until it answers JSON-RPC; returns self. Idempotent."""
         if self._proc is not None:
             return self
-        binary = self._binary or anvil_binary()
-        cmd = [
-            str(binary),
-            "--host", "127.0.0.1",
-            "--port", "0",
-            "--hardfork", "prague",
-            *self._extra_args,
-        ]  # fmt: skip
+        cmd = anvil_command(self._extra_args, binary=self._binary)
         _install_cleanup()
         in_main_thread = threading.current_thread() is threading.main_thread()
         pdeathsig = _PRCTL is not None and in_main_thread
