@@ -10,7 +10,9 @@ change, so they are cached.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import requests
@@ -117,9 +119,13 @@ class Chain:
         except Exception as exc:
             raise StartupError(f"{self.address} does not answer as an MPCMarket: {exc}") from None
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread; an unreachable chain becomes a 502 problem."""
+    async def run(self, fn: Callable[..., T], *args: Any, executor: Executor | None = None) -> T:
+        """``fn(*args)`` in a worker thread (of ``executor``, default: the loop's default
+        executor); an unreachable chain becomes a 502 problem."""
         try:
+            if executor is not None:
+                return await asyncio.get_running_loop().run_in_executor(
+                    executor, functools.partial(fn, *args))
             return await asyncio.to_thread(fn, *args)
         except UNREACHABLE as exc:
             raise ProblemError("chain-unavailable",

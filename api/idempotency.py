@@ -8,9 +8,13 @@ survives a restart. A retry with the same key and the same body gets that respon
 ``idempotency-key-in-use``.
 
 Stored are the responses whose outcome is final on chain: 201 (job posted) and a mined
-transaction that reverted. A request refused before anything was broadcast (validation) is not
-stored: the chain did not change, so repeating it gives the same answer anyway, and a client
-may fix its body and retry with the key. Entries expire after TTL_S.
+transaction that reverted. Before a transaction is broadcast, the key is bound to the request's
+fingerprint and the transaction hash (state "pending"): a retry with the same body follows that
+transaction (the job if it was mined, else 504 again), another body is a 422, so no retry after
+a 504 or a lost connection can post a second transaction under the key.
+A request refused before anything was broadcast (validation, or the node refusing the
+transaction) is not stored: the chain did not change, so repeating it gives the same answer
+anyway, and a client may fix its body and retry with the key. Entries expire after TTL_S.
 
 Independently of keys, a signed transaction can be mined only once (its nonce), and POST
 /v1/jobs answers a transaction already on chain with the job it created, so no retry can create
@@ -57,6 +61,8 @@ class Stored:
     body: dict[str, Any]
     headers: dict[str, str]
     created: float
+    tx_hash: str | None = None
+    pending: bool = False  # bound before broadcasting; no final response yet
 
 
 class IdempotencyStore:
@@ -70,9 +76,12 @@ class IdempotencyStore:
             try:
                 raw = json.loads(path.read_text(encoding="utf-8"))
                 for key, e in raw.get("entries", {}).items():
+                    tx_hash = e.get("tx_hash")
                     self._entries[key] = Stored(str(e["fingerprint"]), int(e["status"]),
                                                 dict(e["body"]), dict(e.get("headers", {})),
-                                                float(e["created"]))
+                                                float(e["created"]),
+                                                None if tx_hash is None else str(tx_hash),
+                                                e.get("state", "done") == "pending")
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise ValueError(f"{path} is not an idempotency store: {exc!r}") from None
 
@@ -84,15 +93,32 @@ class IdempotencyStore:
 
     def put(self, key: str, fp: str, status: int, body: dict[str, Any],
             headers: dict[str, str] | None = None) -> None:
-        now = time.time()
+        self._set(key, Stored(fp, status, body, dict(headers or {}), time.time(),
+                              body.get("tx_hash")))
+
+    def reserve(self, key: str, fp: str, tx_hash: str) -> None:
+        """Bind ``key`` to ``fp`` and ``tx_hash`` before the transaction is broadcast."""
+        self._set(key, Stored(fp, 0, {}, {}, time.time(), tx_hash, pending=True))
+
+    def release(self, key: str) -> None:
+        """Drop a pending binding (the transaction was refused: nothing was broadcast)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.pending:
+            del self._entries[key]
+            self._save()
+
+    def _set(self, key: str, entry: Stored) -> None:
+        now = entry.created
         self._entries = {k: e for k, e in self._entries.items() if now - e.created <= TTL_S}
-        self._entries[key] = Stored(fp, status, body, dict(headers or {}), now)
+        self._entries[key] = entry
         self._save()
 
     def _save(self) -> None:
         data = {"version": 1, "entries": {
             k: {"fingerprint": e.fingerprint, "status": e.status, "body": e.body,
-                "headers": e.headers, "created": e.created} for k, e in self._entries.items()}}
+                "headers": e.headers, "created": e.created, "tx_hash": e.tx_hash,
+                "state": "pending" if e.pending else "done"}
+            for k, e in self._entries.items()}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".idempotency-", suffix=".tmp")
         try:

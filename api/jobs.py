@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -37,6 +38,11 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 RECEIPT_TIMEOUT_S = 60.0
 MAX_WAIT_S = 120
 MAX_JOB_ID = 2**256 - 1
+#: Audits run in their own small pool (never in the default executor that every other RPC call
+#: of the API uses) and are cut off after AUDIT_TIMEOUT_S (queueing included) with a 504.
+AUDIT_WORKERS = 2
+AUDIT_TIMEOUT_S = 60.0
+_AUDIT_POOL = ThreadPoolExecutor(AUDIT_WORKERS, thread_name_prefix="audit")
 _BODY_FIELDS = {k: f"body.{k}" for k in ("dataset", "query", "committee_size", "threshold",
                                           "min_providers", "timeout_s", "payment_wei")}
 _TX_FIELDS = {"dataset": "signed_tx.dataset_id", "query": "signed_tx.query",
@@ -105,16 +111,17 @@ async def submit_job(body: SubmitJob, request: Request, ctx: Ctx,
             if stored.fingerprint != fp:
                 raise ProblemError("idempotency-key-reuse", f"Idempotency-Key {key!r} was used "
                                    "with another request body", field="header.Idempotency-Key")
-            media = PROBLEM_MEDIA_TYPE if stored.status >= 400 else "application/json"
-            return JSONResponse(stored.body, status_code=stored.status, media_type=media,
-                                headers={**stored.headers, "Idempotent-Replayed": "true"})
+            if not stored.pending:  # pending: the same transaction, followed below
+                media = PROBLEM_MEDIA_TYPE if stored.status >= 400 else "application/json"
+                return JSONResponse(stored.body, status_code=stored.status, media_type=media,
+                                    headers={**stored.headers, "Idempotent-Replayed": "true"})
         if key in store.in_flight:
             raise ProblemError("idempotency-key-in-use", f"a request with Idempotency-Key "
                                f"{key!r} is still being processed; retry later",
                                headers={"Retry-After": "1"})
         store.in_flight.add(key)
     try:
-        status, payload = await _submit(ctx, body.signed_tx)
+        status, payload = await _submit(ctx, body.signed_tx, key, fp)
     except ProblemError as exc:
         if key is not None and exc.kind.slug == "transaction-reverted":
             store.put(key, fp, exc.kind.status, exc.body(request.url.path))
@@ -128,7 +135,10 @@ async def submit_job(body: SubmitJob, request: Request, ctx: Ctx,
     return JSONResponse(payload, status_code=status, headers=headers)
 
 
-async def _submit(ctx: ApiContext, signed_tx: str) -> tuple[int, dict[str, Any]]:
+async def _submit(ctx: ApiContext, signed_tx: str, key: str | None = None,
+                  fp: str = "") -> tuple[int, dict[str, Any]]:
+    """``key``: the Idempotency-Key, bound to ``fp`` and the transaction before it is
+    broadcast (or followed in the pool)."""
     chain = ctx.chain
     tx = txs.decode_signed(signed_tx)
     dataset_id, query, n, t, m, timeout_s = txs.check_envelope(chain, tx)
@@ -139,10 +149,20 @@ async def _submit(ctx: ApiContext, signed_tx: str) -> tuple[int, dict[str, Any]]
                   committee_size=n, threshold=t, min_providers=m, timeout_s=timeout_s,
                   payment_wei=tx.value, buyer=tx.sender, fields=_TX_FIELDS)
         status = 201
-        if not await chain.run(txs.in_pool, chain, tx.hash):
+        if await chain.run(txs.in_pool, chain, tx.hash):
+            if key is not None:
+                ctx.store.reserve(key, fp, tx.hash)
+        else:
             try:
                 await chain.run(txs.preflight, chain, tx)
-                await chain.run(txs.broadcast, chain, tx)
+                if key is not None:
+                    ctx.store.reserve(key, fp, tx.hash)
+                try:
+                    await chain.run(txs.broadcast, chain, tx)
+                except ProblemError as exc:
+                    if key is not None and exc.kind.slug != "chain-unavailable":
+                        ctx.store.release(key)  # refused by the node: nothing was broadcast
+                    raise
             except ProblemError as exc:
                 # A concurrent retry of this very transaction may have got it mined meanwhile:
                 # then its nonce is used by itself, and the answer is the job it created.
@@ -199,13 +219,14 @@ async def get_job(job_id: JobId, ctx: Ctx,
 
 
 @router.get("/jobs/{job_id}/audit", response_model=AuditReport,
-            responses=openapi_problem_responses(404, 422, 502, 503),
+            responses=openapi_problem_responses(404, 422, 502, 503, 504),
             summary="Audit a job from chain data alone")
 async def audit(job_id: JobId, ctx: Ctx) -> JSONResponse:
     """The report of ``offchain.audit.audit_job``: the job's parameters, escrow, beacon round
     and committee draw, provider and committee signatures, result and proof hashes, and the
     statistic, each recomputed from chain data (and the signers' published transcripts).
-    ``ok`` is true only if every check passed; a failed check is still a 200."""
+    ``ok`` is true only if every check passed; a failed check is still a 200. An audit that
+    does not finish within 60 s (at most 2 run at a time; waiting counts) is a 504."""
     await _find(ctx, job_id)
     try:
         from offchain import audit as auditor  # lazy: the auditor is an optional component
@@ -214,8 +235,13 @@ async def audit(job_id: JobId, ctx: Ctx) -> JSONResponse:
     chain = ctx.chain
     audit_error: type[Exception] = getattr(auditor, "AuditError", RuntimeError)
     try:
-        report = await chain.run(lambda: auditor.audit_job(chain.w3, chain.address, job_id,
-                                                           from_block=chain.deploy_block))
+        report = await asyncio.wait_for(
+            chain.run(lambda: auditor.audit_job(chain.w3, chain.address, job_id,
+                                                from_block=chain.deploy_block),
+                      executor=_AUDIT_POOL), AUDIT_TIMEOUT_S)
+    except TimeoutError:
+        raise ProblemError("audit-timeout", f"the audit of job {job_id} did not finish within "
+                           f"{AUDIT_TIMEOUT_S:.0f} s; retry later") from None
     except audit_error as exc:
         raise ProblemError("audit-failed", f"the audit could not read the chain: {exc}") from None
     body: Any = report.to_json()

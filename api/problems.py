@@ -80,6 +80,7 @@ _KINDS = [
     ProblemKind("chain-unavailable", 502, "Chain node unreachable"),
     ProblemKind("audit-unavailable", 503, "Audit not available"),
     ProblemKind("audit-failed", 502, "Audit could not read the chain"),
+    ProblemKind("audit-timeout", 504, "Audit did not finish in time"),
     ProblemKind("internal-error", 500, "Internal error"),
 ]
 
@@ -200,6 +201,6 @@ def openapi_problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]
     descriptions = {400: "Bad request", 404: "Not found", 409: "Conflict",
                     413: "Request body too large", 422: "Invalid request (see `errors`)",
                     502: "Chain node unreachable", 503: "Not available",
-                    504: "Transaction not mined in time"}
+                    504: "Timed out (transaction not mined, or audit too slow)"}
     return {s: {"model": Problem, "description": descriptions.get(s, "Error")}
             for s in statuses}

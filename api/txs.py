@@ -206,6 +206,12 @@ def job_of_receipt(chain: Chain, tx: SignedTx, receipt: TxReceipt) -> int:
             raise _revert_problem("transaction-reverted", chain.errors.from_exception(exc),
                                   f"postJob {tx_hash} reverted", tx_hash=tx_hash,
                                   field="body.signed_tx") from None
+        except Exception as exc:  # e.g. anvil's Web3RPCError "EVM error OutOfGas"
+            # The receipt says it reverted; the replay only fails to give a contract reason.
+            msg = _rpc_message(exc)
+            error = "OutOfGas" if "outofgas" in msg.lower().replace(" ", "") else "Unknown"
+            raise ProblemError("transaction-reverted", f"postJob {tx_hash} reverted ({msg})"[:300],
+                               tx_hash=tx_hash, error=error, field="body.signed_tx") from None
         raise ProblemError("transaction-reverted", f"postJob {tx_hash} reverted (out of gas or "
                            "no reason available)", tx_hash=tx_hash, error="Unknown",
                            field="body.signed_tx")

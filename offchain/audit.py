@@ -12,7 +12,9 @@ not apply, e.g. the signatures of a refunded job, is *skipped*, which is not a f
     The logged escrow equals the stored one and is at least ``minPaymentWei``; the post
     transaction succeeded and really paid escrow + callback fee (``JobCallbackRequested``, for a
     job posted with a callback): as its value when the buyer called the market directly, as the
-    market's balance growth across the block when a buyer contract did.
+    market's balance growth across the block when a buyer contract did. The stored callback
+    settings (``jobCallback``) agree with the logs: a nonzero callback gas limit iff one
+    ``JobCallbackRequested`` log with that limit, its fee held while the job is Open.
 ``committee.selection_rule``
     The committee logged in ``CommitteeAssigned`` hashes to the stored ``committeeHash`` and is
     the one passed to ``finalizeJob``; the drawing round is the job's seed round (or the
@@ -26,7 +28,8 @@ not apply, e.g. the signatures of a refunded job, is *skipped*, which is not a f
 ``signatures.valid``
     Each ``ResultCommitment`` signature in the ``finalizeJob`` calldata recovers (EIP-712 digest
     recomputed from the calldata's aggregates and inputs) to a committee member that was
-    registered with a nonzero stake at the block before finalization; signers strictly
+    registered with a nonzero stake at the block before finalization (from the registry's state
+    at that block, or replayed from its events on a node without history); signers strictly
     ascending; the logged and stored signer mask and the logged proof hash follow from them.
 ``signatures.threshold``
     At least t+1 distinct valid committee signatures (and t+1 bits in the stored mask).
@@ -45,7 +48,8 @@ not apply, e.g. the signatures of a refunded job, is *skipped*, which is not a f
     shares (the first signer also gets the remainder) add up to the escrow, a requested callback
     was delivered (``JobCallback``) crediting its fee to the finalizer, and in the finalize
     block each signer's ``rewardsWei`` grew by exactly its share (the finalizer's also by the
-    fee), all together by escrow + fee. Refunded: the refund equals escrow + callback fee, went
+    fee), all together by escrow + fee (not checked, and said so, on a node without historical
+    state: the log-based checks still run). Refunded: the refund equals escrow + callback fee, went
     to the buyer and left the market's balance (an EOA buyer's balance grew by it, less gas). An
     Open job fails this check: its escrow is neither paid out nor refunded. Balances are
     compared across a block only when the transaction is alone in it.
@@ -57,19 +61,26 @@ not apply, e.g. the signatures of a refunded job, is *skipped*, which is not a f
     they registered), each one's Merkle root equals the ``transcriptRoot`` it signed, every
     envelope in it is for this chain, market and job, its digest is the recorded leaf, and its
     signature recovers to its sender; it holds a share from every counted provider and enough
-    ``agree``/``open`` messages. Skipped when no signer's endpoint answers.
+    ``agree``/``open`` messages. Skipped when no signer's endpoint answers. Each fetch is cut
+    off after :data:`FETCH_DEADLINE_S` and all of them after :data:`TRANSCRIPTS_BUDGET_S` (a
+    transcript not fetched in time counts as unavailable, never as verified).
 
 Data comes from a :class:`LogSource` (decoded logs and transactions, by default the real chain
 through ``eth_getLogs``/``eth_getTransactionByHash``; injectable so tests can feed doctored
-data) and from ``eth_call``/``eth_getBalance`` at historical blocks (anvil keeps them; on a node
-without history the current state is used and the check says so).
+data) and from ``eth_call``/``eth_getBalance`` at historical blocks. On a node without that
+state (e.g. anvil restarted without ``--preserve-history``) the current state is never used in
+its place: registrations at a block are replayed from the registry's events, and comparisons of
+balances or rewards across a block are left out, which the check's detail says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -79,6 +90,7 @@ from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import BlockIdentifier
 
 from offchain import eip712, pedersen
 from offchain.chain.compile import compile_contracts
@@ -92,7 +104,9 @@ from offchain.transcript import Transcript
 
 __all__ = [
     "CHECK_NAMES",
+    "FETCH_DEADLINE_S",
     "MAX_TRANSCRIPT_BYTES",
+    "TRANSCRIPTS_BUDGET_S",
     "AuditError",
     "AuditReport",
     "ChainLogSource",
@@ -101,6 +115,7 @@ __all__ = [
     "TranscriptFetcher",
     "audit_job",
     "http_transcript_fetcher",
+    "registration_from_events",
     "verify_transcript",
 ]
 
@@ -259,29 +274,58 @@ def _json_depth(data: bytes) -> int:
     return deepest
 
 
-def http_transcript_fetcher(timeout_s: float = 3.0) -> TranscriptFetcher:
+FETCH_DEADLINE_S = 5.0
+"""Wall-clock limit of one transcript fetch (connect, headers and body together)."""
+TRANSCRIPTS_BUDGET_S = 15.0
+"""Wall-clock budget of the whole ``transcripts`` check; a fetch past it counts as unavailable."""
+
+
+async def _download(url: str, timeout_s: float, deadline_s: float) -> bytes | None:
+    """The body of a 200 answer to GET ``url``, or None (other status, too large, too slow).
+    ``timeout_s`` bounds each network operation, ``deadline_s`` the whole request: an endpoint
+    dripping its headers or body a byte at a time is cut off at the deadline."""
+    end = time.monotonic() + deadline_s
+    async with asyncio.timeout(deadline_s):
+        async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client, \
+                client.stream("GET", url) as response:
+            if response.status_code != 200:
+                return None
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_TRANSCRIPT_BYTES or time.monotonic() > end:
+                    return None
+            return bytes(body)
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, bytes | None]) -> bytes | None:
+    """Run ``coro`` to completion from synchronous code (on a fresh thread when this one
+    already runs an event loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def http_transcript_fetcher(timeout_s: float = 3.0,
+                            deadline_s: float = FETCH_DEADLINE_S) -> TranscriptFetcher:
     """A fetcher that GETs ``{endpoint}/v1/transcripts/{job_id}``; None unless HTTP 200 with a
     JSON object of at most :data:`MAX_TRANSCRIPT_BYTES` (unreachable, 404, too large, not
-    JSON)."""
+    JSON), received within ``deadline_s`` seconds of wall-clock time in all (``timeout_s``
+    bounds each connect/read; a slow-dripping endpoint is cut off at the deadline)."""
 
     def fetch(endpoint: str, job_id: int) -> dict[str, Any] | None:
         url = endpoint.rstrip("/") + f"/v1/transcripts/{job_id}"
-        body = bytearray()
         try:
-            with httpx.Client(timeout=timeout_s, trust_env=False) as client, \
-                    client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    return None
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_TRANSCRIPT_BYTES:
-                        return None
-        except (httpx.HTTPError, httpx.InvalidURL):
+            body = _run_coroutine(_download(url, timeout_s, deadline_s))
+        except (httpx.HTTPError, httpx.InvalidURL, TimeoutError):
             return None
-        if _json_depth(bytes(body)) > _MAX_JSON_DEPTH:
+        if body is None or _json_depth(body) > _MAX_JSON_DEPTH:
             return None
         try:
-            doc = json.loads(bytes(body))
+            doc = json.loads(body)
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
@@ -401,6 +445,35 @@ def _sorted_strictly(addresses: Sequence[str]) -> bool:
     return all(a < b for a, b in itertools.pairwise(ints))
 
 
+_NONE, _ACTIVE, _EXITING = 0, 1, 2  # NodeRegistry.NodeStatus
+
+
+def registration_from_events(events: Sequence[dict[str, Any]], node: str,
+                             block: int) -> tuple[int, int]:
+    """(stake, status) of ``node`` at the end of ``block`` (status 0 None, 1 Active, 2
+    Exiting), replayed from the registry's decoded events of blocks <= ``block`` in chain order,
+    as the registry changes them (see :func:`offchain.protocol.committee.eligible_from_events`):
+    ``NodeRegistered`` sets the stake and makes it Active (a later one is a re-registration),
+    ``NodeExitRequested`` makes it Exiting, ``NodeSlashed`` takes its amount from the stake and
+    makes it Exiting, ``NodeExited`` removes it (stake 0, None)."""
+    node = _cs(node)
+    stake, status = 0, _NONE
+    for ev in events:
+        name = ev.get("event")
+        if name not in ("NodeRegistered", "NodeExitRequested", "NodeSlashed", "NodeExited") \
+                or int(ev["block_number"]) > block or _cs(ev["node"]) != node:
+            continue
+        if name == "NodeRegistered":
+            stake, status = int(ev["stake_wei"]), _ACTIVE
+        elif name == "NodeExited":
+            stake, status = 0, _NONE
+        elif status != _NONE:
+            if name == "NodeSlashed":
+                stake = max(0, stake - int(ev["amount_wei"]))
+            status = _EXITING
+    return stake, status
+
+
 class _CheckFailed(Exception):
     """Raised inside a check to fail it with a message."""
 
@@ -411,14 +484,17 @@ class _Skip(Exception):
 
 class _Auditor:
     def __init__(self, w3: Web3, market: str, job_id: int, from_block: int,
-                 source: LogSource | None, fetch: TranscriptFetcher) -> None:
+                 source: LogSource | None, fetch: TranscriptFetcher,
+                 transcript_budget_s: float = TRANSCRIPTS_BUDGET_S) -> None:
         self.w3 = w3
+        self.transcript_budget_s = transcript_budget_s
         self.market = _cs(market)
         self.job_id = job_id
         self.from_block = from_block
         self.fetch = fetch
         self.notes: list[str] = []  # remarks of the running check (e.g. no history)
         self._blocks: dict[int, Any] = {}
+        self._no_state: set[int] = set()  # blocks the node has no state of
         self.value: int | float | list[int] | None = None
         self.valid_signers: list[tuple[str, bytes]] = []  # (signer, transcript root)
         self.signer_index: dict[str, int] = {}  # valid signer -> its position in the calldata
@@ -452,9 +528,12 @@ class _Auditor:
         if self.final is not None:
             self._decode_finalize()
         self.committee = self._committee()
-        requested = [e for e in mine if e["event"] == "JobCallbackRequested"]
-        self.callback_requested = bool(requested)
-        self.callback_fee = int(requested[0]["fee_wei"]) if requested else 0
+        self.callback_requests = [e for e in mine if e["event"] == "JobCallbackRequested"]
+        self.callback_requested = bool(self.callback_requests)
+        self.callback_fee = (int(self.callback_requests[0]["fee_wei"])
+                             if self.callback_requests else 0)
+        gas_limit, held_fee = self.contract.functions.jobCallback(job_id).call()
+        self.stored_callback = (int(gas_limit), int(held_fee))  # (gas limit, fee still held)
 
     # -- reading -----------------------------------------------------------------------------
     def _stored_job(self) -> dict[str, Any]:
@@ -505,21 +584,43 @@ class _Auditor:
     def timestamp(self, number: int) -> int:
         return int(self.block(number)["timestamp"])
 
-    def call_at(self, fn: Any, block: int) -> Any:
-        """eth_call at ``block``; the current state (noted) if the node has no history."""
-        try:
-            return fn.call(block_identifier=block)
-        except Exception:
-            note = f"no state at block {block}: current state used"
-            if note not in self.notes:
-                self.notes.append(note)
-            return fn.call()
+    def note(self, text: str) -> None:
+        """A remark on the running check, appended to its detail (once)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
-    def node_at(self, address: str, block: int) -> tuple[int, int, int]:
-        """(stake, rewards, status) of ``address`` at ``block``."""
-        stake, rewards, _exit, status, _key, _ep = self.call_at(
-            self.contract.functions.getNode(_cs(address)), block)
-        return int(stake), int(rewards), int(status)
+    def historical(self, read: Callable[[BlockIdentifier], Any], block: int) -> Any | None:
+        """``read(block)``, or None if the node has no state at ``block`` while it answers for
+        the current one (e.g. anvil restarted without ``--preserve-history``). Never the
+        current state in its place: comparing it with itself proves nothing."""
+        if block in self._no_state:
+            return None
+        try:
+            return read(block)
+        except Exception:
+            read("latest")  # if the node does not answer at all, that error is raised
+            self._no_state.add(block)
+            return None
+
+    def registration_at(self, address: str, block: int) -> tuple[int, int]:
+        """(stake, status) of ``address`` at the end of ``block``: from the registry's state at
+        that block, or, on a node without that state, replayed from the registry's events
+        (:func:`registration_from_events`)."""
+        node = self.historical(
+            lambda b: self.contract.functions.getNode(_cs(address)).call(block_identifier=b),
+            block)
+        if node is not None:
+            return int(node[0]), int(node[3])
+        self.note(f"registrations at block {block} replayed from the registry's events: the "
+                  "node has no historical state")
+        return registration_from_events(self.events, address, block)
+
+    def rewards_at(self, address: str, block: int) -> int | None:
+        """``rewardsWei`` of ``address`` at the end of ``block``; None without that state."""
+        node = self.historical(
+            lambda b: self.contract.functions.getNode(_cs(address)).call(block_identifier=b),
+            block)
+        return None if node is None else int(node[1])
 
     def only_tx(self, number: int, tx_hash: str) -> bool:
         """Whether ``tx_hash`` is the only transaction of block ``number`` (then balance and
@@ -618,20 +719,46 @@ class _Auditor:
                                 f"escrow {escrow} + callback fee {fee}")
             how = f"paid by the buyer in tx {_short(p['tx_hash'])}"
         elif self.only_tx(block, p["tx_hash"]):  # through the buyer contract
-            delta = self.balance_at(self.market, block) - self.balance_at(self.market, block - 1)
-            if delta != escrow + fee:
+            delta = self.balance_delta(self.market, block)
+            if delta is not None and delta != escrow + fee:
                 problems.append(f"the market's balance grew by {delta} wei in the post block, "
                                 f"not by escrow {escrow} + callback fee {fee}")
-            how = f"received by the market from the buyer contract in tx {_short(p['tx_hash'])}"
+            how = (f"received by the market from the buyer contract in tx {_short(p['tx_hash'])}"
+                   if delta is not None else "posted through the buyer contract in tx "
+                   f"{_short(p['tx_hash'])}")
         else:
             how = "posted through a contract; the payment was not compared (block shared)"
-        min_payment = int(self.call_at(self.contract.functions.minPaymentWei(), block))
+        min_payment = int(self.contract.functions.minPaymentWei().call())  # immutable
         if escrow < min_payment:
             problems.append(f"escrow {escrow} wei is below minPaymentWei {min_payment}")
+        problems += self._callback_problems()
         if problems:
             raise _CheckFailed("; ".join(problems))
         extra = f" + callback fee {fee} wei" if fee else ""
         return f"{escrow} wei escrowed{extra}, {how} (min {min_payment})"
+
+    def _callback_problems(self) -> list[str]:
+        """The logged callback request against the stored one (``jobCallback``): a stored gas
+        limit iff one JobCallbackRequested log with that limit, and the stored fee held while
+        the job is Open (the logged one), none once it is settled."""
+        gas_limit, held = self.stored_callback
+        requests, problems = self.callback_requests, []
+        if len(requests) > 1:
+            problems.append(f"{len(requests)} JobCallbackRequested logs")
+        if gas_limit and not requests:
+            problems.append(f"the stored job has a callback (gas limit {gas_limit}) but no "
+                            "JobCallbackRequested log")
+        elif requests and not gas_limit:
+            problems.append("JobCallbackRequested logged, but the stored job has no callback "
+                            "(gas limit 0)")
+        elif requests and int(requests[0]["callback_gas_limit"]) != gas_limit:
+            problems.append(f"logged callback gas limit {requests[0]['callback_gas_limit']}, "
+                            f"stored {gas_limit}")
+        expected = self.callback_fee if self.stored["status"] == 1 and gas_limit else 0
+        if held != expected:
+            problems.append(f"the market holds a callback fee of {held} wei for the job, not "
+                            f"{expected}")
+        return problems
 
     def check_committee_selection_rule(self) -> str:
         p = self._require_posted()
@@ -766,7 +893,7 @@ class _Auditor:
                 problems.append(f"signature {k}: signers not strictly ascending (duplicate?)")
                 continue
             prev = int(signer, 16)
-            stake, _rewards, status = self.node_at(signer, before)
+            stake, status = self.registration_at(signer, before)
             if status == 0 or stake == 0:
                 problems.append(f"signer {signer} was not registered with stake at block "
                                 f"{before}")
@@ -819,7 +946,7 @@ class _Auditor:
                 continue
             if signer != provider:
                 problems.append(f"input of {provider} is signed by {signer}")
-            if self.node_at(provider, before)[2] == 0:
+            if self.registration_at(provider, before)[1] == 0:
                 problems.append(f"provider {provider} was not registered at block {before}")
         m = self.stored["min_providers"]
         if len(inputs) < m:
@@ -898,7 +1025,7 @@ class _Auditor:
         fee, callback = self.callback_fee, ""
         delivered = [e for e in self.events if e["event"] == "JobCallback"
                      and e.get("job_id") == self.job_id]
-        if self.callback_requested:
+        if self.callback_requested or self.stored_callback[0]:
             if len(delivered) != 1:
                 problems.append(f"a callback was requested but {len(delivered)} JobCallback logs")
             elif int(delivered[0]["fee_wei"]) != fee or _cs(delivered[0]["finalizer"]) != \
@@ -923,20 +1050,30 @@ class _Auditor:
             if fee:
                 expected[finalizer] = expected.get(finalizer, 0) + fee
             known = len(self.signer_index) == k  # else some credit went to an unknown signer
-            total = 0
-            for member, credit in expected.items():
-                after, before = self.node_at(member, block)[1], self.node_at(member, block - 1)[1]
-                total += after - before
-                if after - before != credit and known:
-                    problems.append(f"{member}'s rewards grew by {after - before} wei in block "
-                                    f"{block}, not {credit}")
-            if total != escrow + fee:
-                problems.append(f"rewards grew by {total} wei in block {block}, not by the "
-                                f"escrow {escrow} + callback fee {fee}")
+            grown: dict[str, int] = {}
+            for member in expected:
+                after, before = self.rewards_at(member, block), self.rewards_at(member, block - 1)
+                if after is None or before is None:
+                    compared = False  # no state to compare: the logs above are all we check
+                    break
+                grown[member] = after - before
+            if not compared:
+                self.note(f"per-account rewardsWei deltas in block {block} not checked: the "
+                          "node has no historical state")
+            else:
+                for member, credit in expected.items():
+                    if grown[member] != credit and known:
+                        problems.append(f"{member}'s rewards grew by {grown[member]} wei in "
+                                        f"block {block}, not {credit}")
+                if sum(grown.values()) != escrow + fee:
+                    problems.append(f"rewards grew by {sum(grown.values())} wei in block "
+                                    f"{block}, not by the escrow {escrow} + callback fee {fee}")
         if problems:
             raise _CheckFailed("; ".join(problems))
         how = ("rewards not compared across the block (other transactions in it)"
-               if not compared else "each signer's rewardsWei grew by exactly its share"
+               if not self.only_tx(block, final["tx_hash"])
+               else "rewardsWei not compared across the block" if not compared
+               else "each signer's rewardsWei grew by exactly its share"
                if len(self.signer_index) == k else "the committee's rewards grew by the escrow")
         return (f"escrow {escrow} wei = {k} x {share} + remainder {remainder} (to the first "
                 f"signer); {how}{callback}")
@@ -960,14 +1097,15 @@ class _Auditor:
         block = int(ev["block_number"])
         compared = self.only_tx(block, ev["tx_hash"])
         if compared:
-            delta = self.balance_at(self.market, block) - self.balance_at(self.market, block - 1)
-            if delta != -amount:
+            delta = self.balance_delta(self.market, block)
+            compared = delta is not None
+            if delta is not None and delta != -amount:
                 problems.append(f"the market's balance changed by {delta} wei in block {block}, "
                                 f"not by -{amount}")
-            if tx["from"] == buyer:  # an EOA buyer: it received the refund, less gas
+            if compared and tx["from"] == buyer:  # an EOA buyer: it received the refund, less gas
                 gas = receipt["gas_used"] * receipt["effective_gas_price"]
-                delta = self.balance_at(buyer, block) - self.balance_at(buyer, block - 1)
-                if delta != amount - gas - tx["value"]:
+                delta = self.balance_delta(buyer, block)
+                if delta is not None and delta != amount - gas - tx["value"]:
                     problems.append(f"buyer's balance changed by {delta} wei in block {block}, "
                                     f"not by the refund {amount} less gas {gas}")
         if problems:
@@ -977,21 +1115,27 @@ class _Auditor:
         return (f"escrow {escrow} wei{extra} refunded to the buyer in tx "
                 f"{_short(ev['tx_hash'])}{how}")
 
-    def balance_at(self, address: str, block: int) -> int:
-        """ETH balance (wei) of ``address`` at ``block`` (current one, noted, without history)."""
+    def balance_at(self, address: str, block: int) -> int | None:
+        """ETH balance (wei) of ``address`` at the end of ``block``; None without that state."""
         addr = to_checksum_address(address)
-        try:
-            return int(self.w3.eth.get_balance(addr, block_identifier=block))
-        except Exception:
-            self.notes.append(f"no balance at block {block}: current one used")
-            return int(self.w3.eth.get_balance(addr))
+        got = self.historical(lambda b: self.w3.eth.get_balance(addr, block_identifier=b), block)
+        return None if got is None else int(got)
+
+    def balance_delta(self, address: str, block: int) -> int | None:
+        """How much the balance of ``address`` changed in ``block``; None (noted) if the node
+        has no state at ``block`` or the one before."""
+        after, before = self.balance_at(address, block), self.balance_at(address, block - 1)
+        if after is None or before is None:
+            self.note(f"balances across block {block} not compared: the node has no historical "
+                      "state")
+            return None
+        return after - before
 
     def check_deadlines(self) -> str:
         p = self._require_posted()
         deadline = self.stored["deadline"]
         posted_at = self.timestamp(int(p["block_number"]))
-        max_timeout = int(self.call_at(self.contract.functions.maxTimeoutS(),
-                                       int(p["block_number"])))
+        max_timeout = int(self.contract.functions.maxTimeoutS().call())  # immutable
         problems, said = [], [f"deadline {deadline} = post time + {deadline - posted_at} s"]
         if not 1 <= deadline - posted_at <= max_timeout:
             problems.append(f"deadline is {deadline - posted_at} s after the post block, not "
@@ -1020,10 +1164,17 @@ class _Auditor:
         if not self.valid_signers:
             raise _Skip("no valid signature whose transcript could be checked")
         providers = [_cs(i["provider"]) for i in (self.call_data or {})["inputs"]]
-        problems, verified, unavailable, envelopes = [], 0, [], 0
+        problems, verified, unavailable, late, envelopes = [], 0, [], [], 0
+        end = time.monotonic() + self.transcript_budget_s
         for signer, root in self.valid_signers:
+            if time.monotonic() >= end:  # the budget is spent: not fetched, not a pass
+                late.append(signer)
+                continue
             endpoint = str(self.contract.functions.getNode(signer).call()[5])
             doc = self.fetch(endpoint, self.job_id) if endpoint else None
+            if time.monotonic() > end:  # answered after the budget: discarded
+                late.append(signer)
+                continue
             if doc is None:
                 unavailable.append(signer)
                 continue
@@ -1038,24 +1189,29 @@ class _Auditor:
                 verified += 1
         if problems:
             raise _CheckFailed(" | ".join(problems))
+        over = (f"; {len(late)} unavailable within the {self.transcript_budget_s:g} s budget "
+                "of the check" if late else "")
         if verified == 0:
             raise _Skip(f"no signer published its transcript ({len(unavailable)} endpoint(s) "
-                        "did not answer)")
-        rest = f"; {len(unavailable)} not published" if unavailable else ""
+                        f"did not answer{over})")
+        rest = (f"; {len(unavailable)} not published" if unavailable else "") + over
         return (f"{verified} signer transcript(s) match their signed roots; {envelopes} "
                 f"envelope signatures valid{rest}")
 
 
 def audit_job(w3: Web3, market_address: str, job_id: int, *, from_block: int = 0,
               log_source: LogSource | None = None,
-              fetch_transcript: TranscriptFetcher | None = None) -> AuditReport:
+              fetch_transcript: TranscriptFetcher | None = None,
+              transcript_budget_s: float = TRANSCRIPTS_BUDGET_S) -> AuditReport:
     """Audit job ``job_id`` of the market at ``market_address`` from chain data alone.
 
     ``from_block``: the first block to read logs from (the market's deployment block; the
     registry's events before it would be missed). ``log_source``: where logs and transactions
     come from (default: :class:`ChainLogSource` over ``w3``). ``fetch_transcript``: how
     signers' transcripts are fetched from their registered endpoints (default:
-    :func:`http_transcript_fetcher`).
+    :func:`http_transcript_fetcher`, at most :data:`FETCH_DEADLINE_S` per fetch).
+    ``transcript_budget_s``: wall-clock budget of all the fetches together; a transcript not
+    fetched within it counts as unavailable.
 
     Returns the report (each check of :data:`CHECK_NAMES`, in order). Raises AuditError if the
     RPC is unreachable, no contract is at the address or the job does not exist.
@@ -1064,7 +1220,8 @@ def audit_job(w3: Web3, market_address: str, job_id: int, *, from_block: int = 0
         raise AuditError(f"job id {job_id} is not a uint256")
     try:
         auditor = _Auditor(w3, market_address, job_id, from_block, log_source,
-                           fetch_transcript or http_transcript_fetcher())
+                           fetch_transcript or http_transcript_fetcher(),
+                           transcript_budget_s)
     except AuditError:
         raise
     except (OSError, httpx.HTTPError) as exc:

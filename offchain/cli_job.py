@@ -195,27 +195,59 @@ def _int(value: Any) -> int:
     raise ValueError(f"not a quantity: {value!r}")
 
 
-def check_tx(tx: dict[str, Any], account: LocalAccount, payment_wei: int | None,
-             manifest: dict[str, Any] | None) -> None:
-    """Refuse to sign a prepared transaction that is not the job we asked for."""
+MAX_GAS = 2_000_000
+MAX_FEE_PER_GAS_WEI = 1_000 * 10**9  # 1000 gwei: a sanity cap, far above any devnet price
+
+
+def _decode_post_job(data: bytes) -> tuple[bytes, str, int, int, int, int]:
+    from eth_abi.abi import decode as abi_decode
+    from eth_utils.crypto import keccak
+
+    if keccak(text="postJob(bytes32,string,uint8,uint8,uint16,uint40)")[:4] != data[:4]:
+        raise CliError("the API prepared a transaction that does not call postJob; not "
+                       "signing it")
+    d, q, n, t, m, timeout = abi_decode(
+        ["bytes32", "string", "uint8", "uint8", "uint16", "uint40"], data[4:])
+    return bytes(d), str(q), int(n), int(t), int(m), int(timeout)
+
+
+def check_tx(tx: dict[str, Any], account: LocalAccount, request: dict[str, Any],
+             payment_wei: int, market: str, chain_id: int) -> None:
+    """Refuse to sign a prepared transaction that is not exactly the job we asked for: from our
+    address, to ``market`` on ``chain_id``, paying ``payment_wei``, calling postJob with our
+    dataset, query and (where we set them) N, T, M and timeout, with bounded gas and fees.
+    A malicious or compromised API can therefore not make the buyer sign anything else."""
+    from offchain.eip712 import dataset_id
+    from offchain.query import QueryError, parse_query
+
     try:
         sender = str(tx.get("from", account.address))
         if sender.lower() != account.address.lower():
             raise CliError(f"the API prepared a transaction from {sender}, not from the key's "
                            f"address {account.address}; not signing it")
-        if payment_wei is not None and _int(tx["value"]) != payment_wei:
+        if _int(tx["value"]) != payment_wei:
             raise CliError(f"the API prepared a transaction paying {_int(tx['value'])} wei, "
                            f"not {payment_wei}; not signing it")
-        if manifest is not None:
-            market = str(manifest["contracts"]["MPCMarket"]["address"])
-            if str(tx["to"]).lower() != market.lower():
-                raise CliError(f"the API prepared a transaction to {tx['to']}, not to "
-                               f"MPCMarket {market}; not signing it")
-            if _int(tx["chainId"]) != int(manifest["chain_id"]):
-                raise CliError(f"the API prepared a transaction for chain "
-                               f"{_int(tx['chainId'])}, not {manifest['chain_id']}; not "
-                               "signing it")
-    except (KeyError, TypeError, ValueError) as exc:
+        if str(tx["to"]).lower() != market.lower():
+            raise CliError(f"the API prepared a transaction to {tx['to']}, not to "
+                           f"MPCMarket {market}; not signing it")
+        if _int(tx["chainId"]) != chain_id:
+            raise CliError(f"the API prepared a transaction for chain "
+                           f"{_int(tx['chainId'])}, not {chain_id}; not signing it")
+        if _int(tx["gas"]) > MAX_GAS or _int(tx["maxFeePerGas"]) > MAX_FEE_PER_GAS_WEI or \
+                _int(tx["maxPriorityFeePerGas"]) > _int(tx["maxFeePerGas"]):
+            raise CliError("the API prepared a transaction with excessive gas or fees; not "
+                           "signing it")
+        data = tx["data"]
+        d, q, n, t, m, timeout = _decode_post_job(
+            bytes.fromhex(data[2:] if data.startswith("0x") else data))
+        want = {"committee_size": n, "threshold": t, "min_providers": m, "timeout_s": timeout}
+        if d != dataset_id(str(request["dataset"])) or \
+                parse_query(q) != parse_query(str(request["query"])) or \
+                any(request.get(k) is not None and request[k] != v for k, v in want.items()):
+            raise CliError("the API prepared a postJob with other parameters than the ones "
+                           "asked for; not signing it")
+    except (KeyError, TypeError, ValueError, AttributeError, QueryError) as exc:
         raise CliError(f"the API's prepared transaction is malformed ({exc}); not signing "
                        "it") from None
 
@@ -318,8 +350,9 @@ def post_command(
                                               "/v1/datasets)")],
     key_file: Annotated[Path, typer.Option(help="the buyer's key: a `mpc-market keygen` file "
                                                 "or a file with a 0x-hex private key")],
-    pay: Annotated[str | None, typer.Option(help="escrow: 0.03ether, 30000000gwei or wei "
-                                                 "(default: the job price)")] = None,
+    pay: Annotated[str, typer.Option(help="escrow: 0.03ether, 30000000gwei or wei (at least "
+                                          "the job price; the signed transaction must pay "
+                                          "exactly this)")],
     committee: Annotated[int | None, typer.Option(help="committee size N (API default 3)")]
     = None,
     threshold: Annotated[int | None, typer.Option(help="threshold T (API default 1)")] = None,
@@ -331,17 +364,28 @@ def post_command(
         help="repeat the key a failed attempt printed, so a retry cannot post twice")] = None,
     api_url: ApiUrl = None,
     deployment: Deployment = None,
+    market: Annotated[str | None, typer.Option(
+        help="MPCMarket address the transaction must go to (default: from the manifest; "
+             "required with --api-url alone)")] = None,
+    chain_id: Annotated[int | None, typer.Option(
+        help="chain id the transaction must be for (default: from the manifest)")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Post a job: the API prepares the transaction, this command signs it locally and submits
-    it. Prints the job id."""
+    """Post a job: the API prepares the transaction, this command checks it is exactly the job
+    asked for, signs it locally and submits it. Prints the job id."""
     try:
         account = load_account(key_file)
         try:
-            payment = parse_amount(pay) if pay is not None else None
+            payment = parse_amount(pay)
         except ValueError as exc:
             raise CliError(f"--pay: {exc}", 2) from None
         base, manifest = resolve_api(api_url, deployment)
+        if manifest is not None:
+            market = market or str(manifest["contracts"]["MPCMarket"]["address"])
+            chain_id = chain_id if chain_id is not None else int(manifest["chain_id"])
+        if market is None or chain_id is None:
+            raise CliError("with --api-url and no manifest, pass --market and --chain-id: the "
+                           "transaction is checked against them before signing", 2)
         body: dict[str, Any] = {"dataset": dataset, "query": query, "buyer": account.address}
         for name, value in (("committee_size", committee), ("threshold", threshold),
                             ("min_providers", min_providers), ("timeout_s", timeout_s),
@@ -356,7 +400,7 @@ def post_command(
                 tx = prepared.get("tx") if isinstance(prepared, dict) else None
                 if not isinstance(tx, dict):
                     raise CliError("the API's prepare answer has no transaction")
-                check_tx(tx, account, payment, manifest)
+                check_tx(tx, account, body, payment, market, chain_id)
                 try:
                     signed = account.sign_transaction(tx)
                 except (TypeError, ValueError) as exc:

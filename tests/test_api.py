@@ -12,9 +12,11 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,17 @@ import pytest
 import schemathesis
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from schemathesis.core.result import Ok
+from starlette.testclient import TestClient
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
+import offchain.audit
+from api import jobs
+from api.app import create_app
 from api.chain import encode_post_job
+from api.models import load_manifest
 from offchain import eip712
 from offchain.chain.devnet import Anvil, dev_accounts
 from offchain.chain.market import MarketClient, deploy_market
@@ -148,6 +157,14 @@ def assert_problem(r: httpx.Response, status: int, slug: str, field: str | None 
 
 def sign(account: LocalAccount, tx: dict[str, Any]) -> str:
     return "0x" + bytes(account.sign_transaction(tx).raw_transaction).hex()
+
+
+@contextmanager
+def inproc_api(manifest: Path, state_dir: Path) -> Iterator[TestClient]:
+    """The API app in this process (so that a test can monkeypatch its internals)."""
+    app = create_app(load_manifest(manifest), state_dir=state_dir, poll_interval_s=0.1)
+    with TestClient(app) as client:
+        yield client
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -354,6 +371,19 @@ def test_concurrent_retries_create_one_job(env: Env) -> None:
             if r.status_code == 409:
                 assert_problem(r, 409, "idempotency-key-in-use")
         assert env.job_count() == count + 1
+
+
+def test_out_of_gas_post_job_is_a_reverted_problem(env: Env) -> None:
+    """A postJob mined with too little gas (status 0, anvil's replay fails with "EVM error
+    OutOfGas" rather than a contract revert) is a transaction-reverted problem, not a 500."""
+    tx = {**env.prepared_tx(), "gas": hex(60_000)}
+    signed = sign(env.buyer, tx)
+    w3 = env.net.w3
+    tx_hash = w3.eth.send_raw_transaction(bytes.fromhex(signed[2:]))
+    assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["status"] == 0
+    r = env.http.post("/v1/jobs", json={"signed_tx": signed})
+    assert_problem(r, 422, "transaction-reverted", "body.signed_tx")
+    assert r.json()["error"] == "OutOfGas" and r.json()["tx_hash"] == "0x" + tx_hash.hex()
 
 
 @pytest.mark.parametrize("body,status,slug,field", [
@@ -591,5 +621,81 @@ def test_expiry_refund_and_unreachable_chain(tmp_path: Path) -> None:
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 2 and message in out.stderr, out.stderr
             assert len(out.stderr.strip().splitlines()) == 1
+    finally:
+        bare.anvil.stop()
+
+
+def test_idempotency_key_bound_before_broadcast(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key is bound to its body before the transaction is broadcast: after a 504
+    (transaction-pending) a retry with another signed transaction (next nonce) under the same
+    key is a 422 and is not broadcast; the same body follows the first transaction; one job."""
+    monkeypatch.setattr(jobs, "RECEIPT_TIMEOUT_S", 1.0)
+    bare = bare_market()
+    try:
+        manifest = bare_manifest(tmp_path / "deployment.json", bare)
+        with inproc_api(manifest, tmp_path / "state") as http:
+            prep = http.post("/v1/jobs/prepare", json={
+                "dataset": "wdbc", "query": "count", "buyer": bare.buyer.address})
+            assert prep.status_code == 200, prep.text
+            tx = prep.json()["tx"]
+            first = sign(bare.buyer, tx)
+            second = sign(bare.buyer, {**tx, "nonce": hex(int(tx["nonce"], 16) + 1)})
+            key = {"Idempotency-Key": "pending-1"}
+            count = bare.market.job_count()
+            rpc(bare.w3, "evm_setAutomine", False)
+            try:
+                assert_problem(http.post("/v1/jobs", json={"signed_tx": first}, headers=key),
+                               504, "transaction-pending")
+                stored = json.loads((tmp_path / "state" / "idempotency.json").read_text())
+                assert stored["entries"]["pending-1"]["state"] == "pending"
+                assert_problem(http.post("/v1/jobs", json={"signed_tx": second}, headers=key),
+                               422, "idempotency-key-reuse", "header.Idempotency-Key")
+                with pytest.raises(TransactionNotFound):
+                    bare.w3.eth.get_transaction(HexBytes(keccak(bytes.fromhex(second[2:]))))
+                assert_problem(http.post("/v1/jobs", json={"signed_tx": first}, headers=key),
+                               504, "transaction-pending")
+            finally:
+                rpc(bare.w3, "evm_setAutomine", True)
+                rpc(bare.w3, "evm_mine")
+            r = http.post("/v1/jobs", json={"signed_tx": first}, headers=key)
+            assert r.status_code in (200, 201), r.text
+            assert r.json()["job_id"] == count + 1
+            assert_problem(http.post("/v1/jobs", json={"signed_tx": second}, headers=key),
+                           422, "idempotency-key-reuse", "header.Idempotency-Key")
+            assert bare.market.job_count() == count + 1
+    finally:
+        bare.anvil.stop()
+
+
+def test_slow_audits_do_not_starve_the_api(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """More hanging audits than the default executor has threads: /v1/health (an RPC call
+    through that executor) still answers at once, and each audit is a 504 audit-timeout."""
+    release = threading.Event()
+
+    def hanging_audit(*args: Any, **kwargs: Any) -> Any:
+        release.wait(30)
+        raise offchain.audit.AuditError("released")
+
+    monkeypatch.setattr(offchain.audit, "audit_job", hanging_audit)
+    monkeypatch.setattr(jobs, "AUDIT_TIMEOUT_S", 2.0)
+    bare = bare_market()
+    try:
+        job_id, _ = bare.market.post_job(
+            bare.buyer, dataset_id=eip712.dataset_id("wdbc"), query="count", committee_size=3,
+            threshold=1, min_providers=3, timeout_s=600, payment_wei=PRICE_WEI)
+        manifest = bare_manifest(tmp_path / "deployment.json", bare)
+        with inproc_api(manifest, tmp_path / "state") as http, ThreadPoolExecutor(40) as pool:
+            try:
+                audits = [pool.submit(http.get, f"/v1/jobs/{job_id}/audit") for _ in range(40)]
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                assert http.get("/v1/health").status_code == 200
+                assert time.monotonic() - t0 < 1.0
+                for audit in audits:
+                    assert_problem(audit.result(timeout=30), 504, "audit-timeout")
+            finally:
+                release.set()
     finally:
         bare.anvil.stop()

@@ -11,8 +11,11 @@ committee rule (``contracts/test/WrongRuleMarket.sol``) whose job real nodes fin
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +23,21 @@ import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
+from web3 import Web3
 from web3.logs import DISCARD
+from web3.providers.rpc import HTTPProvider
+from web3.types import RPCEndpoint, RPCResponse
 
 from offchain import eip712
 from offchain.audit import (
     CHECK_NAMES,
+    FETCH_DEADLINE_S,
+    TRANSCRIPTS_BUDGET_S,
     AuditReport,
     ChainLogSource,
     audit_job,
     http_transcript_fetcher,
+    registration_from_events,
 )
 from offchain.chain.beacon import BeaconClient
 from offchain.chain.compile import compile_contracts
@@ -62,15 +71,17 @@ def audit(net: DemoNetwork, job_id: int, **kw: Any) -> AuditReport:
 
 
 class Doctored(ChainLogSource):
-    """The real chain, with one event or transaction rewritten on the way to the auditor."""
+    """The real chain, with one event or transaction rewritten (or events dropped) on the way
+    to the auditor."""
 
     def __init__(self, net: DemoNetwork | Env, *, event: Callable[[Event], Event] | None = None,
-                 tx: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
-        super().__init__(net.w3, net.market.contract)
-        self.edit_event, self.edit_tx = event, tx
+                 tx: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 drop: Callable[[Event], bool] | None = None, w3: Web3 | None = None) -> None:
+        super().__init__(w3 or net.w3, net.market.contract)
+        self.edit_event, self.edit_tx, self.drop = event, tx, drop
 
     def events(self, from_block: int) -> list[Event]:
-        out = super().events(from_block)
+        out = [e for e in super().events(from_block) if not (self.drop and self.drop(e))]
         return [self.edit_event(dict(e)) if self.edit_event else e for e in out]
 
     def transaction(self, tx_hash: str) -> dict[str, Any]:
@@ -313,17 +324,18 @@ def test_wrong_selection_rule_fails_only_that_check() -> None:
     assert report.check("transcripts").verdict == "PASS"
 
 
-def test_callback_job_of_a_consumer_contract(env: Env) -> None:
-    """A contract buyer (examples/StatsConsumer) posts with a callback, so the payment goes
-    through the contract and a callback fee is paid on top of the escrow. Finalized by an
-    outsider (credited the fee), the job passes the audit (transcripts skipped: the session
-    nodes are fake); a second, expired job refunded through the contract passes too; and a
-    doctored callback fee fails payments."""
+_CONSUMER: dict[str, tuple[Any, Any, TxSender]] = {}  # market -> (artifact, contract, sender)
+
+
+def _stats_consumer(env: Env) -> tuple[Callable[[int], int], Callable[..., AuditReport]]:
+    """Deploy examples/StatsConsumer on ``env``'s market: (request(timeout_s) -> a job posted
+    through it with a callback, audit(job_id, **kw) with transcripts not fetched)."""
     art = compile_contracts()["StatsConsumer"]
     sender = TxSender(env.w3, ErrorDecoder([*env.market.abi, *art.abi]), DEFAULT_TIP_WEI)
     deployed = sender.send("deploy", env.buyer, env.w3.eth.contract(
         abi=art.abi, bytecode=art.bytecode).constructor(env.market.address))
     stats = env.w3.eth.contract(address=deployed.receipt["contractAddress"], abi=art.abi)
+    _CONSUMER[env.market.address] = (art, stats, sender)
     fee = int(env.market.contract.functions.jobCallbackFeeWei(120_000).call())
     value = MIN_PAYMENT_WEI + 3 * fee  # the fee is taken at the block's gas price; rest escrow
 
@@ -338,12 +350,27 @@ def test_callback_job_of_a_consumer_contract(env: Env) -> None:
         return audit_job(env.w3, env.market.address, job_id,
                          fetch_transcript=lambda endpoint, job: None, **kw)
 
-    job_id = request(600)
+    return request, audit_env
+
+
+def _finalize_callback_job(env: Env, job_id: int) -> int:
+    """Draw the committee of ``job_id`` and finalize it by an outsider (2 signatures)."""
     committee = env.assign(job_id)
     aggregates = [40, 40 * 7 * 10**12]
     inputs = env.inputs(job_id)
     env.market.finalize_job(env.outsider, job_id, aggregates, [m.address for m in committee],
                             inputs, env.signatures(job_id, committee[:2], aggregates, inputs))
+    return job_id
+
+
+def test_callback_job_of_a_consumer_contract(env: Env) -> None:
+    """A contract buyer (examples/StatsConsumer) posts with a callback, so the payment goes
+    through the contract and a callback fee is paid on top of the escrow. Finalized by an
+    outsider (credited the fee), the job passes the audit (transcripts skipped: the session
+    nodes are fake); a second, expired job refunded through the contract passes too; and a
+    doctored callback fee fails payments."""
+    request, audit_env = _stats_consumer(env)
+    job_id = _finalize_callback_job(env, request(600))
     report = audit_env(job_id)
     assert report.ok and report.check("transcripts").verdict == "SKIP", report.to_json()
     assert report.failed() == [] and report.statistic == 7.0
@@ -359,7 +386,202 @@ def test_callback_job_of_a_consumer_contract(env: Env) -> None:
 
     expired = request(5)
     env.advance(10)
+    _, stats, sender = _CONSUMER[env.market.address]
     sender.send("reclaim", env.buyer, stats.functions.reclaim(expired))
     refunded = audit_env(expired)
     assert refunded.ok and refunded.status == "Refunded", refunded.to_json()
     assert "callback fee" in refunded.check("payments").detail
+
+
+def test_dropped_callback_logs_fail(env: Env) -> None:
+    """The callback is read from storage too (jobCallback): a log source that hides a callback
+    job's JobCallbackRequested and JobCallback fails job.escrow (storage has a callback gas
+    limit, no log requests one) and payments (no callback delivered); a logged gas limit that
+    differs from the stored one fails job.escrow."""
+    request, audit_env = _stats_consumer(env)
+    job_id = _finalize_callback_job(env, request(600))
+    assert audit_env(job_id).ok
+    hidden = Doctored(env, drop=lambda ev: ev["event"] in ("JobCallbackRequested", "JobCallback")
+                      and ev.get("job_id") == job_id)
+    report = audit_env(job_id, log_source=hidden)
+    assert {"job.escrow", "payments"} <= set(report.failed()), report.to_json()
+    assert "no JobCallbackRequested log" in report.check("job.escrow").detail
+    assert "0 JobCallback logs" in report.check("payments").detail
+
+    def limit(ev: Event) -> None:
+        ev["callback_gas_limit"] += 1
+
+    report = audit_env(job_id, log_source=Doctored(
+        env, event=only(job_id, "JobCallbackRequested", limit)))
+    assert report.failed() == ["job.escrow"], report.to_json()
+    assert "callback gas limit" in report.check("job.escrow").detail
+
+
+# ----------------------------------------------------------------------------- slow endpoints
+
+
+@contextmanager
+def drip_server(*, headers: bool) -> Iterator[str]:
+    """A raw-socket HTTP server that answers 200 with a chunked body one byte every 0.4 s (or,
+    with ``headers``, drips even its status line and headers byte by byte), forever: each byte
+    arrives well within a client's per-read timeout."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+    stop = threading.Event()
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                for i in range(len(head)) if headers else ():
+                    conn.sendall(head[i:i + 1])
+                    if stop.wait(0.4):
+                        return
+                if not headers:
+                    conn.sendall(head)
+                conn.sendall(b"1\r\n{\r\n")
+                while not stop.wait(0.4):
+                    conn.sendall(b"1\r\n \r\n")
+            except OSError:  # the client hung up
+                return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
+        srv.close()
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_fetcher_cuts_off_a_dripping_endpoint(headers: bool) -> None:
+    """httpx's timeout bounds each read only: the fetcher's wall-clock deadline ends a fetch
+    from an endpoint that drips its body (or its headers) a byte at a time."""
+    fetch = http_transcript_fetcher(timeout_s=3.0, deadline_s=1.5)
+    with drip_server(headers=headers) as url:
+        start = time.monotonic()
+        assert fetch(url, 1) is None
+        assert time.monotonic() - start < 2.5
+
+
+def test_default_fetcher_deadline() -> None:
+    assert FETCH_DEADLINE_S <= 5 and TRANSCRIPTS_BUDGET_S <= 15
+    with drip_server(headers=False) as url:
+        start = time.monotonic()
+        assert http_transcript_fetcher()(url, 1) is None
+        assert time.monotonic() - start < FETCH_DEADLINE_S + 1
+
+
+def test_transcripts_budget(network: DemoNetwork, honest: DemoResult) -> None:
+    """A transcript fetched after the check's budget is spent counts as unavailable, not as
+    verified; the check is skipped when none arrived in time."""
+    real = http_transcript_fetcher()
+
+    def slow(endpoint: str, job_id: int) -> dict[str, Any] | None:
+        time.sleep(0.6)
+        return real(endpoint, job_id)
+
+    report = audit(network, honest.job_id, fetch_transcript=slow, transcript_budget_s=1.0)
+    check = report.check("transcripts")
+    assert report.ok and check.verdict == "PASS", report.to_json()
+    assert check.detail.startswith("1 signer transcript(s) match"), check.detail
+    assert "unavailable within the 1 s budget" in check.detail
+
+    with drip_server(headers=False) as url:
+        dripping = http_transcript_fetcher(deadline_s=1.0)
+        start = time.monotonic()
+        report = audit(network, honest.job_id, transcript_budget_s=1.5,
+                       fetch_transcript=lambda endpoint, job_id: dripping(url, job_id))
+        elapsed = time.monotonic() - start
+    check = report.check("transcripts")
+    assert report.ok and check.verdict == "SKIP", report.to_json()
+    assert "budget" in check.detail or "did not answer" in check.detail
+    assert elapsed < 20
+
+
+# ----------------------------------------------------------------------------- no history
+
+
+class NoHistoryProvider(HTTPProvider):
+    """anvil restarted without --preserve-history: ``eth_call``/``eth_getBalance`` at a block
+    before ``cutoff`` fail as anvil fails them; the current state still answers."""
+
+    def __init__(self, url: str, cutoff: int) -> None:
+        super().__init__(url)
+        self.cutoff = cutoff
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method in ("eth_call", "eth_getBalance") and len(params) > 1 and \
+                isinstance(params[1], str) and params[1].startswith("0x") and \
+                int(params[1], 16) < self.cutoff:
+            return {"jsonrpc": "2.0", "id": 1,  # type: ignore[typeddict-item]
+                    "error": {"code": -32000, "message": "historical state not available"}}
+        return super().make_request(method, params)
+
+
+def test_audit_without_historical_state(network: DemoNetwork, honest: DemoResult) -> None:
+    """Without state at past blocks the auditor never compares the current state with itself:
+    an honest job passes (payments says its storage deltas went unchecked), and registrations
+    are replayed from the registry's events, so a signer whose (doctored) registration comes
+    after the finalize block fails signatures.valid."""
+    w3 = Web3(NoHistoryProvider(network.rpc_url, network.w3.eth.block_number + 1))
+    with pytest.raises(Exception, match="historical state"):
+        w3.eth.get_balance(network.market.address, block_identifier=deploy_block(network))
+    report = audit_job(w3, network.market.address, honest.job_id,
+                       from_block=deploy_block(network))
+    assert report.ok and all(c.verdict == "PASS" for c in report.checks), report.to_json()
+    payments = report.check("payments").detail
+    assert "rewardsWei deltas" in payments and "no historical state" in payments, payments
+    assert "replayed from the registry's events" in report.check("signatures.valid").detail
+    assert "replayed from the registry's events" in report.check("inputs.providers").detail
+
+    final = next(ev for ev in network.market.job_finalized_events(deploy_block(network))
+                 if ev["job_id"] == honest.job_id)
+    mask = int(final["signer_mask"])
+    signer = honest.committee[(mask & -mask).bit_length() - 1]
+
+    def late(ev: Event) -> Event:
+        if ev["event"] == "NodeRegistered" and ev["node"] == signer:
+            ev["block_number"] = int(final["block_number"]) + 1
+        return ev
+
+    report = audit_job(w3, network.market.address, honest.job_id,
+                       from_block=deploy_block(network),
+                       log_source=Doctored(network, event=late, w3=w3))
+    failed = report.failed()
+    assert "signatures.valid" in failed, report.to_json()
+    assert f"signer {signer} was not registered" in report.check("signatures.valid").detail
+    assert set(failed) <= {"signatures.valid", "signatures.threshold",
+                           "committee.selection_rule", "inputs.providers"}, failed
+
+
+def test_registration_from_events() -> None:
+    a, b = "0x" + "11" * 20, "0x" + "22" * 20
+
+    def ev(name: str, block: int, node: str, **kw: Any) -> Event:
+        return {"event": name, "block_number": block, "node": node, **kw}
+
+    events = [ev("NodeRegistered", 2, a, stake_wei=100), ev("NodeRegistered", 3, b, stake_wei=50),
+              ev("NodeSlashed", 5, a, amount_wei=30, exit_at=0),
+              ev("NodeExitRequested", 6, b, exit_at=0), ev("NodeExited", 8, b),
+              ev("NodeRegistered", 9, b, stake_wei=70)]
+    assert registration_from_events(events, a, 1) == (0, 0)
+    assert registration_from_events(events, a, 4) == (100, 1)
+    assert registration_from_events(events, a, 5) == (70, 2)
+    assert registration_from_events(events, b, 6) == (50, 2)
+    assert registration_from_events(events, b, 8) == (0, 0)
+    assert registration_from_events(events, b, 9) == (70, 1)

@@ -176,7 +176,9 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
         assert posted["idempotency_key"] and posted["tx_hash"].startswith("0x")
         # a retry with the printed key sends the same signed transaction: the same job
         post_args = ["post", "--query", "mean:mean_radius", "--dataset", "wdbc", "--pay",
-                     "0.03ether", "--key-file", str(key_file), "--api-url", m["api_url"]]
+                     "0.03ether", "--key-file", str(key_file), "--api-url", m["api_url"],
+                     "--market", m["contracts"]["MPCMarket"]["address"],
+                     "--chain-id", str(m["chain_id"])]
         code, out = job(*post_args, "--idempotency-key", posted["idempotency_key"], "--json")
         assert code == 0, out
         assert json.loads(out)["job_id"] == job1
@@ -320,19 +322,40 @@ def test_load_account(tmp_path: Path) -> None:
 
 
 def test_check_tx_refuses_other_transactions() -> None:
+    """The buyer CLI signs only exactly the job it asked for, whatever the API prepares."""
+    from eth_abi.abi import encode as abi_encode
+    from eth_utils.crypto import keccak
+
+    from offchain.eip712 import dataset_id
+
     acct = Account.create()
     market = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-    manifest = {"chain_id": 31337, "contracts": {"MPCMarket": {"address": market, "block": 1}}}
-    tx = {"from": acct.address, "to": market, "value": hex(10**16), "chainId": "0x7a69"}
-    check_tx(tx, acct, 10**16, manifest)
-    check_tx(tx, acct, None, None)
+
+    def calldata(name: str = "wdbc", query: str = "mean:mean_radius", n: int = 3) -> str:
+        sel = keccak(text="postJob(bytes32,string,uint8,uint8,uint16,uint40)")[:4]
+        args = abi_encode(["bytes32", "string", "uint8", "uint8", "uint16", "uint40"],
+                          [dataset_id(name), query, n, 1, 3, 600])
+        return "0x" + (sel + args).hex()
+
+    request = {"dataset": "wdbc", "query": "mean:mean_radius", "committee_size": 3}
+    tx = {"from": acct.address, "to": market, "value": hex(10**16), "chainId": "0x7a69",
+          "gas": hex(400_000), "maxFeePerGas": hex(3 * 10**9), "maxPriorityFeePerGas": hex(10**9),
+          "data": calldata()}
+    check_tx(tx, acct, request, 10**16, market, 31337)
     for change, what in (({"to": acct.address}, "not to MPCMarket"),
                          ({"value": hex(10**18)}, "paying"),
                          ({"chainId": "0x1"}, "for chain 1"),
                          ({"from": Account.create().address}, "not from the key's address"),
-                         ({"value": "lots"}, "malformed")):
+                         ({"value": "lots"}, "malformed"),
+                         ({"data": "0xdeadbeef"}, "does not call postJob"),
+                         ({"data": calldata(name="other")}, "other parameters"),
+                         ({"data": calldata(query="count")}, "other parameters"),
+                         ({"data": calldata(n=5)}, "other parameters"),
+                         ({"maxPriorityFeePerGas": hex(10**15)}, "excessive"),
+                         ({"maxFeePerGas": hex(10**13)}, "excessive"),
+                         ({"gas": hex(10**7)}, "excessive")):
         with pytest.raises(CliError, match=what):
-            check_tx({**tx, **change}, acct, 10**16, manifest)
+            check_tx({**tx, **change}, acct, request, 10**16, market, 31337)
 
 
 def test_api_problems_become_one_error_line(tmp_path: Path) -> None:
@@ -363,12 +386,16 @@ def test_api_problems_become_one_error_line(tmp_path: Path) -> None:
     try:
         runner = CliRunner()
         res = runner.invoke(app, ["post", "--query", "mean:nope", "--dataset", "wdbc",
-                                  "--key-file", str(tmp_path / "k"), "--api-url", "http://x"])
+                                  "--pay", "0.03ether", "--key-file", str(tmp_path / "k"),
+                                  "--api-url", "http://x", "--market",
+                                  "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                                  "--chain-id", "31337"])
         assert res.exit_code == 2
         assert "error: Unknown column: no column 'nope'" in res.output
         assert "field body.query" in res.output
         body = json.loads(seen[0])
-        assert body == {"dataset": "wdbc", "query": "mean:nope", "buyer": acct.address}
+        assert body == {"dataset": "wdbc", "query": "mean:nope", "buyer": acct.address,
+                        "payment_wei": 3 * 10**16}
         assert bytes(acct.key).hex() not in seen[0].decode()
         res = runner.invoke(app, ["show", "1", "--api-url", "http://x"])
         assert res.exit_code == 1 and "error: Chain node unreachable: down" in res.output
