@@ -1,0 +1,146 @@
+"""The checks of the recorded result: ``signatures.valid``, ``signatures.threshold``,
+``inputs.providers``, ``result.hash`` and ``result.statistic``, from the ``finalizeJob``
+calldata and the ``JobFinalized`` log."""
+
+from __future__ import annotations
+
+from offchain import eip712
+from offchain.audit.context import AuditContext, _CheckFailed
+from offchain.audit.util import _cs, _short, _sorted_strictly
+from offchain.query import QueryError, StatisticError, parse_query, statistic
+
+_MAX_AGGREGATES = 64
+
+
+class SignatureChecks(AuditContext):
+    """``signatures.*``, ``inputs.providers`` and ``result.*``."""
+
+    def check_signatures_valid(self) -> str:
+        final = self._require_final()
+        args = self.call_data
+        assert args is not None
+        committee = self.committee
+        if int(args["jobId"]) != self.job_id:
+            raise _CheckFailed(f"finalizeJob calldata is for job {args['jobId']}")
+        rh = eip712.result_hash([int(x) for x in args["aggregates"]])
+        ih = eip712.inputs_hash([(i["provider"], bytes(i["commitment"])) for i in args["inputs"]])
+        before = int(final["block_number"]) - 1
+        problems, mask, pairs = [], 0, []
+        prev = -1
+        for k, ms in enumerate(args["signatures"]):
+            root, sig = bytes(ms["transcriptRoot"]), ms["sig"]
+            try:
+                signer = eip712.recover_result_signer(
+                    self.domain, self.job_id, rh, ih, root,
+                    eip712.Sig(bytes(sig["r"]), bytes(sig["s"]), int(sig["v"])))
+            except ValueError as exc:
+                problems.append(f"signature {k} does not recover: {exc}")
+                continue
+            if signer not in committee:
+                problems.append(f"signature {k} recovers to {signer}, not a committee member")
+                continue
+            if int(signer, 16) <= prev:
+                problems.append(f"signature {k}: signers not strictly ascending (duplicate?)")
+                continue
+            prev = int(signer, 16)
+            stake, status = self.registration_at(signer, before)
+            if status == 0 or stake == 0:
+                problems.append(f"signer {signer} was not registered with stake at block "
+                                f"{before}")
+                continue
+            mask |= 1 << committee.index(signer)
+            pairs.append((signer, root))
+            self.signer_index[signer] = k
+        self.valid_signers = pairs
+        if mask != int(final["signer_mask"]) or mask != self.stored["signer_mask"]:
+            problems.append(f"signer mask {mask:#x} from the signatures; logged "
+                            f"{int(final['signer_mask']):#x}, stored "
+                            f"{self.stored['signer_mask']:#x}")
+        if not problems and eip712.proof_hash(pairs) != bytes(final["proof_hash"]):
+            problems.append("logged proofHash is not the hash chain of (signer, transcriptRoot)")
+        if problems:
+            raise _CheckFailed("; ".join(problems))
+        return (f"{len(pairs)} signature(s) over resultHash {_short(rh)} recover to committee "
+                f"members registered and staked at block {before}: "
+                + ", ".join(s for s, _ in pairs))
+
+    def check_signatures_threshold(self) -> str:
+        self._require_final()
+        t = self.stored["threshold"]
+        k = len({s for s, _ in self.valid_signers})
+        bits = bin(self.stored["signer_mask"]).count("1")
+        if k < t + 1 or bits < t + 1:
+            raise _CheckFailed(f"{k} distinct valid committee signatures ({bits} bits in the "
+                               f"stored mask); t+1 = {t + 1} needed")
+        return f"{k} distinct valid committee signatures >= t+1 = {t + 1}"
+
+    def check_inputs_providers(self) -> str:
+        final = self._require_final()
+        args = self.call_data
+        assert args is not None
+        before = int(final["block_number"]) - 1
+        inputs = args["inputs"]
+        providers = [_cs(i["provider"]) for i in inputs]
+        problems = []
+        if not _sorted_strictly(providers):
+            problems.append("providers are not strictly ascending")
+        for i in inputs:
+            provider, commitment = _cs(i["provider"]), bytes(i["commitment"])
+            sig = i["sig"]
+            try:
+                signer = eip712.recover_input_signer(
+                    self.domain, self.job_id, commitment,
+                    eip712.Sig(bytes(sig["r"]), bytes(sig["s"]), int(sig["v"])))
+            except ValueError as exc:
+                problems.append(f"input of {provider}: signature does not recover: {exc}")
+                continue
+            if signer != provider:
+                problems.append(f"input of {provider} is signed by {signer}")
+            if self.registration_at(provider, before)[1] == 0:
+                problems.append(f"provider {provider} was not registered at block {before}")
+        m = self.stored["min_providers"]
+        if len(inputs) < m:
+            problems.append(f"{len(inputs)} providers < M = {m}")
+        if not (len(inputs) == int(final["provider_count"]) == self.stored["provider_count"]):
+            problems.append(f"{len(inputs)} inputs; logged providerCount "
+                            f"{final['provider_count']}, stored {self.stored['provider_count']}")
+        if not problems:
+            ih = eip712.inputs_hash([(p, bytes(i["commitment"]))
+                                     for p, i in zip(providers, inputs, strict=True)])
+            if ih != bytes(final["inputs_hash"]):
+                problems.append("logged inputsHash is not the hash chain of the inputs")
+        if problems:
+            raise _CheckFailed("; ".join(problems))
+        return (f"{len(inputs)} providers (M = {m}) with valid InputCommitment signatures, "
+                "registered; inputsHash matches")
+
+    def check_result_hash(self) -> str:
+        final = self._require_final()
+        args = self.call_data
+        assert args is not None
+        logged = [int(x) for x in final["aggregates"]]
+        problems = []
+        if not 1 <= len(logged) <= _MAX_AGGREGATES:
+            problems.append(f"{len(logged)} aggregates (1..64 allowed)")
+        rh = eip712.result_hash(logged)
+        if rh != bytes(final["result_hash"]):
+            problems.append(f"keccak(aggregates) = {_short(rh)} is not the logged resultHash "
+                            f"{_short(bytes(final['result_hash']))}")
+        if rh != self.stored["result_hash"]:
+            problems.append(f"keccak(aggregates) is not the stored resultHash "
+                            f"{_short(self.stored['result_hash'])}")
+        if [int(x) for x in args["aggregates"]] != logged:
+            problems.append("logged aggregates differ from the finalizeJob calldata")
+        if problems:
+            raise _CheckFailed("; ".join(problems))
+        return f"resultHash {_short(rh)} = keccak256(abi.encodePacked({logged}))"
+
+    def check_result_statistic(self) -> str:
+        final = self._require_final()
+        p = self._require_posted()
+        try:
+            spec = parse_query(str(p["query"]))
+            self.value = statistic(spec, [int(x) for x in final["aggregates"]])
+        except (QueryError, StatisticError) as exc:
+            raise _CheckFailed(f"{p['query']!s}: {exc}") from None
+        return f"{spec} = {self.value} (from the {spec.n_aggregates} recorded aggregates)"
