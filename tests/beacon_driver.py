@@ -24,7 +24,6 @@ estimates before sending, so to act *after* a deadline D it must wait until ``la
 
 from __future__ import annotations
 
-import random
 import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -247,8 +246,6 @@ class RoundRun:
         mine_past(self.beacon.market.w3, self.reveal_deadline())
 
 
-def _draw(rng: random.Random | None) -> int:
-    return rng.randrange(R) if rng is not None else secrets.randbelow(R)
 
 
 def plan_round(
@@ -257,18 +254,17 @@ def plan_round(
     participants: Sequence[LocalAccount],
     *,
     threshold: int | None = None,
-    rng: random.Random | None = None,
     domain: dict[str, Any] | None = None,
 ) -> RoundRun:
     """Deal every participant's contribution and collect the BeaconCommit signatures for
-    ``round_id`` (nothing is sent). ``threshold`` defaults to the round's stored T; ``rng``
-    draws secrets and salts reproducibly (default: the OS CSPRNG)."""
+    ``round_id`` (nothing is sent). ``threshold`` defaults to the round's stored T; secrets and
+    salts come from the ``secrets`` module, as the nodes draw them."""
     t = beacon.get_round(round_id).threshold if threshold is None else threshold
     accounts = sorted(participants, key=lambda a: int(a.address, 16))
     xs = [int(a.address, 16) for a in accounts]
     contributions = []
     for acct in accounts:
-        secret, salt = _draw(rng), _draw(rng)
+        secret, salt = secrets.randbelow(R), secrets.randbelow(R)
         dealing = deal(secret, salt, t, xs)
         contributions.append(
             Contribution(
@@ -296,14 +292,13 @@ def run_round(
     *,
     withhold: Collection[str] = frozenset(),
     recover: bool = True,
-    rng: random.Random | None = None,
     domain: dict[str, Any] | None = None,
 ) -> RoundRun:
     """Run round ``round_id`` with ``participants``: deal, sign, commit, reveal all but the
     ``withhold`` addresses, and (if ``recover`` and something was withheld) mine past the
     reveal deadline and recover the withheld contributions from T+1 other participants'
     shares (those of the first T+1 revealers). Every transaction is sent by ``submitter``."""
-    run = plan_round(beacon, round_id, participants, rng=rng, domain=domain)
+    run = plan_round(beacon, round_id, participants, domain=domain)
     held = {to_checksum_address(a) for a in withhold}
     unknown = held - set(run.participants)
     if unknown:
@@ -350,8 +345,6 @@ def seed_job(
     job_id: int,
     candidates: Sequence[LocalAccount],
     submitter: LocalAccount,
-    *,
-    rng: random.Random | None = None,
 ) -> RoundRun | None:
     """Run the round serving job ``job_id`` (its seed round or that round's successor) with
     the first 2T+1 Active ``candidates``, unless it is Finalized already (then None)."""
@@ -359,7 +352,7 @@ def seed_job(
     if beacon.get_round(round_id).status is RoundStatus.FINALIZED:
         return None
     participants = pick_participants(beacon, round_id, candidates)
-    return run_round(beacon, round_id, participants, submitter, rng=rng)
+    return run_round(beacon, round_id, participants, submitter)
 
 
 def assign_job_committee(
@@ -367,12 +360,10 @@ def assign_job_committee(
     job_id: int,
     candidates: Sequence[LocalAccount],
     submitter: LocalAccount,
-    *,
-    rng: random.Random | None = None,
 ) -> list[str]:
     """Seed job ``job_id`` (see :func:`seed_job`) and record its committee; returns it
     (ascending addresses)."""
-    seed_job(beacon, job_id, candidates, submitter, rng=rng)
+    seed_job(beacon, job_id, candidates, submitter)
     committee, _ = beacon.assign_committee(submitter, job_id)
     return committee
 
@@ -382,8 +373,6 @@ def post_job_with_committee(
     buyer: LocalAccount,
     candidates: Sequence[LocalAccount],
     submitter: LocalAccount,
-    *,
-    rng: random.Random | None = None,
     **post: Any,
 ) -> tuple[int, list[str]]:
     """Post a job (``post``: the keyword arguments of :meth:`MarketClient.post_job`), run its
@@ -391,5 +380,5 @@ def post_job_with_committee(
     committee addresses ascending)."""
     job_id, _ = market.post_job(buyer, **post)
     return job_id, assign_job_committee(
-        BeaconClient(market), job_id, candidates, submitter, rng=rng
+        BeaconClient(market), job_id, candidates, submitter
     )

@@ -8,7 +8,7 @@ T = (14 - 1) // 3 = 4 and need 2T + 1 = 9 participants; phases are 20 blocks.
 
 from __future__ import annotations
 
-import random
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -1024,12 +1024,10 @@ def test_assign_committee_matches_an_independent_implementation(env: Env) -> Non
 
 
 def test_draw_committee_view_matches_python(env: Env) -> None:
-    rng = random.Random(7)
     for m, n in ((3, 3), (5, 3), (8, 3), (14, 5), (32, 32), (40, 17), (10, 0)):
-        cands = sorted(
-            {to_checksum_address(rng.randbytes(20)) for _ in range(m)}, key=lambda a: int(a, 16)
-        )
-        seed = rng.randbytes(32)
+        addresses = {to_checksum_address(secrets.token_bytes(20)) for _ in range(m)}
+        cands = sorted(addresses, key=lambda a: int(a, 16))
+        seed = secrets.token_bytes(32)
         assert env.beacon.draw_committee(cands, n, seed) == draw(cands, n, seed)
     with reverts("TooFewEligibleNodes", 2, 3):
         env.beacon.draw_committee(cands[:2], 3, seed)

@@ -118,7 +118,6 @@ def test_200_rounds_uniform_outputs_and_selection(env: Env) -> None:
         market.register(node, bytes([i + 1]) * 32, f"http://n{i}", MIN_STAKE_WEI)
     participants = nodes[:N_PARTICIPANTS]
     domain = market.domain()
-    rng = None  # contributions from the secrets module, as the nodes draw them
     fns = market.contract.functions
     sender = FastSender(market)
     submitter = env.buyer  # one sender: its nonces fix the order of all 800 transactions
@@ -128,7 +127,7 @@ def test_200_rounds_uniform_outputs_and_selection(env: Env) -> None:
     for k in range(1, N_ROUNDS + 1):  # round k seeds job k (fresh deployment)
         post = fns.postJob(keccak(text="d"), "q", COMMITTEE, 1, 1, 600)
         sender.send(env.buyer, post, "postJob", value=MIN_PAYMENT_WEI)
-        run = plan_round(beacon, k, participants, threshold=2, rng=rng, domain=domain)
+        run = plan_round(beacon, k, participants, threshold=2, domain=domain)
         sigs = [s.to_tuple() for s in run.sigs]
         commit = fns.commitRound(k, run.participants, run.commitments, sigs)
         sender.send(submitter, commit, "commitRound")

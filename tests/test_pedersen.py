@@ -3,7 +3,7 @@ dealing/verification/reconstruction, point (de)serialisation and the on-chain ha
 
 from __future__ import annotations
 
-import random
+import secrets
 from itertools import combinations
 
 import pytest
@@ -53,11 +53,10 @@ def dealings(draw: st.DrawFn) -> tuple[int, int, int, list[int]]:
     return draw(elements), draw(elements), threshold, xs
 
 
-def sample_xs(n: int, seed: int = 0) -> list[int]:
-    rng = random.Random(seed)
+def sample_xs(n: int) -> list[int]:
     xs: set[int] = set()
     while len(xs) < n:
-        xs.add(rng.randrange(1, 2**160))
+        xs.add(1 + secrets.randbelow(2**160 - 1))
     return list(xs)
 
 
@@ -104,8 +103,7 @@ def test_scalar_multiplication_agrees_with_py_ecc() -> None:
 
     ref_h = (bn.FQ(H_X), bn.FQ(H_Y), bn.FQ(1))
     assert bn.is_on_curve(ref_h, bn.b)
-    rng = random.Random(1234)
-    scalars = [0, 1, 2, 3, R - 2, R - 1, *(rng.randrange(R) for _ in range(6))]
+    scalars = [0, 1, 2, 3, R - 2, R - 1, *(secrets.randbelow(R) for _ in range(6))]
     for k in scalars:
         assert encode_point(k * G) == ref(bn.multiply(bn.G1, k)), k
         assert encode_point(k * H) == ref(bn.multiply(ref_h, k)), k
@@ -129,7 +127,7 @@ def test_deal_verify_reconstruct_round_trip(params: tuple[int, int, int, list[in
     for x, (s, r) in d.shares.items():
         assert 0 <= s < R and 0 <= r < R
         assert verify_share(d.commitments, x, s, r)
-    subset = random.Random(secret ^ salt).sample(xs, threshold + 1)
+    subset = sorted(xs)[-(threshold + 1):]  # the largest; reconstruct(all) uses the smallest
     got = reconstruct({x: d.shares[x] for x in subset}, threshold)
     assert got == (secret, salt)
     assert reconstruct(d.shares, threshold) == (secret, salt)
@@ -215,7 +213,7 @@ def test_dealing_repr_hides_shares() -> None:
 
 def test_reconstruct_from_every_t_plus_1_subset() -> None:
     threshold, n = 2, 5
-    xs = sample_xs(n, seed=7)
+    xs = sample_xs(n)
     secret, salt = R - 3, 424242
     d = deal(secret, salt, threshold, xs)
     com, rest = commitment_hash(d.commitments), rest_hash(d.commitments)
@@ -231,7 +229,7 @@ def test_reconstruct_from_every_t_plus_1_subset() -> None:
 
 def test_reconstruct_with_bad_share() -> None:
     threshold = 2
-    xs = sample_xs(4, seed=3)
+    xs = sample_xs(4)
     secret, salt = 99, 100
     d = deal(secret, salt, threshold, xs)
     com, rest = commitment_hash(d.commitments), rest_hash(d.commitments)
@@ -302,7 +300,7 @@ def abi_hash(*words: int | bytes) -> bytes:
 
 
 def test_hash_layout_matches_abi_encode() -> None:
-    xs = sample_xs(4, seed=11)
+    xs = sample_xs(4)
     d = deal(31337, 271828, 3, xs)
     cs = d.commitments
     rest_words = [w for c in cs[1:] for w in encode_point(c)]
@@ -322,7 +320,7 @@ def test_hash_layout_matches_abi_encode() -> None:
 
 
 def test_commitment_hash_changes_with_any_point() -> None:
-    d = deal(1, 2, 4, sample_xs(5, seed=5))
+    d = deal(1, 2, 4, sample_xs(5))
     cs = list(d.commitments)
     base = commitment_hash(cs)
     seen = {base}
@@ -338,7 +336,7 @@ def test_commitment_hash_changes_with_any_point() -> None:
 
 
 def test_check_opening_rejections() -> None:
-    d = deal(5, 6, 1, sample_xs(2, seed=9))
+    d = deal(5, 6, 1, sample_xs(2))
     com, rest = commitment_hash(d.commitments), rest_hash(d.commitments)
     assert check_opening(com, 5, 6, rest)
     assert check_opening(bytearray(com), 5, 6, bytearray(rest))  # type: ignore[arg-type]
