@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from offchain import eip712
@@ -21,6 +22,7 @@ from offchain.chain.beacon import BeaconClient
 from offchain.chain.compile import CompiledContract, compile_contracts
 from offchain.chain.devnet import Anvil, dev_accounts
 from offchain.chain.market import ContractRevert, MarketClient, TxResult, deploy_market
+from offchain.demo import DemoNetwork, DemoOptions, validate
 from tests.beacon_driver import assign_job_committee, rpc
 
 ETH = 10**18
@@ -34,6 +36,31 @@ N_REGISTERED = 14
 
 def by_address(accounts: Sequence[LocalAccount]) -> list[LocalAccount]:
     return sorted(accounts, key=lambda a: int(a.address, 16))
+
+
+@pytest.fixture(scope="module")
+def network() -> Iterator[DemoNetwork]:
+    """The real demo network (anvil, the market, 5 node processes), one per test module."""
+    opts = DemoOptions(timeout_s=120)
+    header, rows = validate(opts)
+    with DemoNetwork(opts, header, rows) as net:
+        yield net
+
+
+def callback_gas(w3: Web3, tx_hash: str, callee: str) -> list[int]:
+    """Gas handed to each call into ``callee`` in transaction ``tx_hash``
+    (debug_traceTransaction with the callTracer)."""
+    trace = rpc(w3, "debug_traceTransaction", tx_hash, {"tracer": "callTracer"})
+    out: list[int] = []
+
+    def walk(frame: dict[str, Any]) -> None:
+        for call in frame.get("calls", []):
+            if to_checksum_address(call["to"]) == callee:
+                out.append(int(call["gas"], 16))
+            walk(call)
+
+    walk(trace)
+    return out
 
 
 @pytest.fixture(scope="session")

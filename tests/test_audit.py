@@ -50,14 +50,6 @@ Event = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def network() -> Iterator[DemoNetwork]:
-    opts = DemoOptions(timeout_s=120)
-    header, rows = validate(opts)
-    with DemoNetwork(opts, header, rows) as net:
-        yield net
-
-
-@pytest.fixture(scope="module")
 def honest(network: DemoNetwork) -> DemoResult:
     return network.run_job("var:mean_texture")
 

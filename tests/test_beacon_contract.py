@@ -37,7 +37,6 @@ from tests.beacon_driver import (
     pick_participants,
     plan_round,
     post_job_with_committee,
-    rpc,
     run_round,
     seed_job,
 )
@@ -46,6 +45,7 @@ from tests.conftest import (
     MIN_PAYMENT_WEI,
     MIN_STAKE_WEI,
     Env,
+    callback_gas,
     reverts,
 )
 
@@ -884,21 +884,6 @@ def test_dice_consumer_rolls(env: Env, artifacts: dict[str, CompiledContract]) -
     assert len({value_of(run.expected_output, r) for r in rolls}) == 3
 
 
-def _trace_callback_gas(env: Env, tx_hash: str, callee: str) -> list[int]:
-    """Gas handed to each call into ``callee`` (debug_traceTransaction, callTracer)."""
-    trace = rpc(env.w3, "debug_traceTransaction", tx_hash, {"tracer": "callTracer"})
-    out: list[int] = []
-
-    def walk(frame: dict[str, Any]) -> None:
-        for call in frame.get("calls", []):
-            if to_checksum_address(call["to"]) == callee:
-                out.append(int(call["gas"], 16))
-            walk(call)
-
-    walk(trace)
-    return out
-
-
 def test_fulfill_needs_gas_for_the_whole_callback(
     env: Env, artifacts: dict[str, CompiledContract]
 ) -> None:
@@ -929,7 +914,7 @@ def test_fulfill_needs_gas_for_the_whole_callback(
     tx = env.beacon.fulfill(env.outsider, req, gas_limit=hi)
     assert fulfilled_event(env, tx)["callbackOk"] is True
     assert dice.contract.functions.faceOf(req).call() in range(1, 7)
-    assert _trace_callback_gas(env, tx.hash, dice.address) == [60_000]
+    assert callback_gas(env.w3, tx.hash, dice.address) == [60_000]
 
 
 @pytest.mark.parametrize("name", ["RevertingConsumer", "GasHogConsumer"])
@@ -947,7 +932,7 @@ def test_failing_callbacks_are_recorded_not_fatal(
     assert (ev["value"], ev["callbackOk"]) == (value, False)
     assert env.beacon.get_request(req).status is RequestStatus.CALLBACK_FAILED
     assert env.beacon.randomness_of(req) == value  # still readable
-    assert _trace_callback_gas(env, tx.hash, consumer.address) == [limit]
+    assert callback_gas(env.w3, tx.hash, consumer.address) == [limit]
     # Bounded: the callback's limit plus ~50k of fulfill itself (the 10 kB revert payload of
     # RevertingConsumer is not copied back).
     # bounded: the callback gas plus the fixed cost of a fulfil (incl. crediting the deliverer)

@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,14 +32,6 @@ QUERIES = [
     "pearson:mean_radius,mean_area",
     "histogram:mean_radius:5,10,15,20,25,30",
 ]
-
-
-@pytest.fixture(scope="module")
-def network() -> Iterator[DemoNetwork]:
-    opts = DemoOptions(timeout_s=120)
-    header, rows = validate(opts)
-    with DemoNetwork(opts, header, rows) as net:
-        yield net
 
 
 def test_queries_match_plaintext(network: DemoNetwork) -> None:

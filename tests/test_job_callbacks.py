@@ -26,7 +26,7 @@ from offchain.chain.market import JobStatus
 from offchain.chain.tx import DEFAULT_TIP_WEI, ContractRevert, ErrorDecoder, TxResult, TxSender
 from offchain.query import parse_query, statistic
 from tests.beacon_driver import rpc
-from tests.conftest import MIN_PAYMENT_WEI, Env, reverts
+from tests.conftest import MIN_PAYMENT_WEI, Env, callback_gas, reverts
 
 GWEI = 10**9
 STATS_GAS = 120_000  # StatsConsumer.CALLBACK_GAS
@@ -122,41 +122,6 @@ def call_with_gas(env: Env, fn: Any, gas: int) -> None:
         raise ErrorDecoder(env.market.abi).from_exception(exc) from None
 
 
-def send_with_gas(env: Env, fn: Any, gas: int) -> TxResult:
-    """Send ``fn`` from the outsider with exactly ``gas`` (no estimate)."""
-    acct = env.outsider
-    params: dict[str, Any] = {
-        "from": acct.address,
-        "nonce": env.w3.eth.get_transaction_count(acct.address, "pending"),
-        "gas": gas,
-        "chainId": env.market.chain_id,
-        "type": 2,
-        "maxFeePerGas": 2 * base_fee(env, "latest") + DEFAULT_TIP_WEI,
-        "maxPriorityFeePerGas": DEFAULT_TIP_WEI,
-    }
-    signed = acct.sign_transaction(fn.build_transaction(params))
-    tx_hash = env.w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = env.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
-    assert receipt["status"] == 1
-    return TxResult("finalizeJob", "0x" + bytes(tx_hash).hex(), int(receipt["gasUsed"]),
-                    int(receipt["blockNumber"]), receipt)
-
-
-def callback_gas(env: Env, tx_hash: str, callee: str) -> list[int]:
-    """Gas handed to each call into ``callee`` (debug_traceTransaction, callTracer)."""
-    trace = rpc(env.w3, "debug_traceTransaction", tx_hash, {"tracer": "callTracer"})
-    out: list[int] = []
-
-    def walk(frame: dict[str, Any]) -> None:
-        for call in frame.get("calls", []):
-            if to_checksum_address(call["to"]) == callee:
-                out.append(int(call["gas"], 16))
-            walk(call)
-
-    walk(trace)
-    return out
-
-
 def rewards(env: Env, address: str) -> int:
     return env.market.get_node(address).rewards_wei
 
@@ -174,7 +139,7 @@ def request_mean(env: Env, stats: Consumer, value: int, timeout_s: int = 600,
 
 def post_eoa(env: Env, limit: int, *, payment_wei: int = MIN_PAYMENT_WEI,
              timeout_s: int = 600, **kw: Any) -> tuple[int, TxResult]:
-    return env.market.post_job_with_callback(
+    return env.market.post_job(
         env.buyer, dataset_id=env.dataset, query=env.query, committee_size=3, threshold=1,
         min_providers=3, timeout_s=timeout_s, payment_wei=payment_wei,
         callback_gas_limit=limit, **kw)
@@ -226,7 +191,7 @@ def test_stats_consumer_posts_a_mean_job_and_receives_the_result(
     [cb] = env.market.job_callback_events(ftx.block_number, ftx.block_number)
     assert (cb["job_id"], cb["finalizer"], cb["fee_wei"], cb["ok"]) == (
         job_id, finalizer.address, fee, True)
-    assert callback_gas(env, ftx.hash, stats.address) == [STATS_GAS]  # exactly its limit
+    assert callback_gas(env.w3, ftx.hash, stats.address) == [STATS_GAS]  # exactly its limit
     trace = rpc(env.w3, "debug_traceTransaction", ftx.hash, {"tracer": "callTracer"})
     [cb_frame] = [c for c in trace["calls"] if to_checksum_address(c["to"]) == stats.address]
     cb_used = int(cb_frame["gasUsed"], 16)
@@ -360,7 +325,7 @@ def test_failing_callbacks_are_recorded_not_fatal(
     [cb] = market_events(env, "JobCallback", tx)
     assert (cb["jobId"], cb["finalizer"], cb["feeWei"], cb["ok"]) == (
         job_id, env.outsider.address, fee, False)
-    assert callback_gas(env, tx.hash, consumer.address) == [limit]
+    assert callback_gas(env.w3, tx.hash, consumer.address) == [limit]
     # Bounded: the callback's limit plus the fixed cost of a finalization (the 10 kB revert
     # payload of RevertingJobConsumer is not copied back).
     assert tx.gas_used < limit + FINALIZE_OVERHEAD_GAS_MAX, tx.gas_used
@@ -419,9 +384,9 @@ def test_finalize_needs_gas_for_the_whole_callback(
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if passes(mid) else (mid, hi)
-    tx = send_with_gas(env, fn, hi)
+    tx = env.market._tx.send("finalizeJob", env.outsider, fn, gas=hi)
     assert market_events(env, "JobCallback", tx)[0]["ok"] is True
-    assert callback_gas(env, tx.hash, stats.address) == [STATS_GAS]
+    assert callback_gas(env.w3, tx.hash, stats.address) == [STATS_GAS]
     assert stats.call("requestOf", job_id)[1:] == (2, 4, 10 * SCALE, 10 * SCALE // 4)
 
 
@@ -455,7 +420,10 @@ def test_post_job_with_callback_by_an_account(env: Env) -> None:
 def test_post_job_with_callback_limit_zero_is_post_job(env: Env) -> None:
     env.post()  # open the round: both posts below join it
     job_a, tx_a = env.post(payment_wei=MIN_PAYMENT_WEI)
-    job_b, tx_b = post_eoa(env, 0, payment_wei=MIN_PAYMENT_WEI, callback_fee_wei=0)
+    # the contract entry point itself with limit 0 (the client would call postJob for it)
+    fn = env.market.contract.functions.postJobWithCallback(env.dataset, env.query, 3, 1, 3, 600, 0)
+    job_b, tx_b = env.market._posted(
+        env.market._tx.send("postJobWithCallback", env.buyer, fn, value=MIN_PAYMENT_WEI))
     a, b = env.market.get_job(job_a), env.market.get_job(job_b)
     assert (b.buyer, b.escrow_wei, b.spec_hash, b.committee_size, b.status) == (
         a.buyer, a.escrow_wei, a.spec_hash, a.committee_size, a.status)
@@ -488,7 +456,7 @@ def test_post_job_with_callback_payment_too_low(env: Env) -> None:
                  callback_fee_wei=callback_fee_at(env, "pending", limit))
     # The remaining checks are postJob's.
     with reverts("InvalidQuery"):
-        env.market.post_job_with_callback(
+        env.market.post_job(
             env.buyer, dataset_id=env.dataset, query="", committee_size=3, threshold=1,
             min_providers=1, timeout_s=60, payment_wei=MIN_PAYMENT_WEI,
             callback_gas_limit=limit)

@@ -20,7 +20,7 @@ from eth_utils.address import to_checksum_address
 from web3.logs import DISCARD
 
 from offchain.chain.market import MarketClient
-from offchain.chain.tx import TransactionFailed, TxResult
+from offchain.chain.tx import TxResult
 from offchain.eip712 import Sig
 
 __all__ = ["BeaconClient", "Opening", "RequestInfo", "RequestStatus", "RoundInfo", "RoundStatus"]
@@ -170,31 +170,8 @@ class BeaconClient:
         ``gas_limit``: the transaction's gas instead of an estimate. The call is first run by
         eth_call with that gas, so a limit too small for the callback raises ContractRevert
         InsufficientGasForCallback before anything is sent."""
-        fn = self.contract.functions.fulfill(request_id)
-        if gas_limit is None:
-            return self._tx.send("fulfill", account, fn)
-        return self._send_with_gas("fulfill", account, fn, gas_limit)
-
-    def _send_with_gas(self, name: str, account: LocalAccount, fn: Any, gas: int) -> TxResult:
-        with self._tx.reverts():
-            fn.call({"from": account.address, "gas": gas})
-        w3 = self.market.w3
-        params: dict[str, Any] = {
-            "from": account.address,
-            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-            "gas": gas,
-            "chainId": self._tx.chain_id,
-            "type": 2,
-            **self._tx.fees(),
-        }
-        signed = account.sign_transaction(fn.build_transaction(params))
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
-        hash_hex = "0x" + bytes(tx_hash).hex()
-        if receipt["status"] != 1:
-            raise TransactionFailed(name, hash_hex)
-        return TxResult(name=name, hash=hash_hex, gas_used=int(receipt["gasUsed"]),
-                        block_number=int(receipt["blockNumber"]), receipt=receipt)
+        return self._tx.send("fulfill", account, self.contract.functions.fulfill(request_id),
+                             gas=gas_limit)
 
     def assign_committee(self, account: LocalAccount, job_id: int) -> tuple[list[str], TxResult]:
         """Draw and record job ``job_id``'s committee; returns (committee ascending, tx).

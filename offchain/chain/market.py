@@ -222,6 +222,8 @@ class MarketClient:
         min_providers: int,
         timeout_s: int,
         payment_wei: int,
+        callback_gas_limit: int = 0,
+        callback_fee_wei: int | None = None,
     ) -> tuple[int, TxResult]:
         """Post a job escrowing ``payment_wei``; returns (job id from the JobPosted event, tx).
 
@@ -229,59 +231,25 @@ class MarketClient:
         the beacon round the job joins (``seed_round`` of the job). Raises ContractRevert
         PaymentTooLow / InvalidQuery / InvalidCommitteeSize / InvalidThreshold /
         InvalidMinProviders / InvalidTimeout / TooFewActiveNodes.
-        """
-        fn = self.contract.functions.postJob(
-            bytes(dataset_id),
-            query,
-            committee_size,
-            threshold,
-            min_providers,
-            timeout_s,
-        )
-        return self._posted(self._tx.send("postJob", account, fn, value=payment_wei))
 
-    def post_job_with_callback(
-        self,
-        account: LocalAccount,
-        *,
-        dataset_id: bytes,
-        query: str,
-        committee_size: int,
-        threshold: int,
-        min_providers: int,
-        timeout_s: int,
-        payment_wei: int,
-        callback_gas_limit: int,
-        callback_fee_wei: int | None = None,
-    ) -> tuple[int, TxResult]:
-        """Post a job whose result the market delivers at finalization to ``account``'s
-        ``onMPCResult(jobId, aggregates)`` with ``callback_gas_limit`` gas
-        (``postJobWithCallback``; meant for contracts, see ``contracts/IMPCJobConsumer.sol``,
-        an EOA buyer just pays for a no-op call). Returns (job id, tx) like :meth:`post_job`.
-
-        The transaction sends ``payment_wei + callback_fee_wei``. The contract charges the
-        callback fee at the gas price of the block the transaction lands in
-        (``jobCallbackFeeWei(callback_gas_limit)``) and escrows the rest, so the escrow is at
-        least ``payment_wei`` as long as ``callback_fee_wei`` covers that price.
+        With ``callback_gas_limit`` > 0 it calls ``postJobWithCallback`` instead: the market
+        delivers the result at finalization to ``account``'s ``onMPCResult(jobId, aggregates)``
+        with that much gas (meant for contracts, see ``contracts/IMPCJobConsumer.sol``). The
+        transaction then sends ``payment_wei + callback_fee_wei``; the contract charges the fee
+        at the gas price of the block it lands in (``jobCallbackFeeWei``) and escrows the rest.
         ``callback_fee_wei`` defaults to the current price plus 25% (the base fee may rise by
-        12.5% per block meanwhile); the excess joins the escrow. Raises ContractRevert
-        CallbackGasTooHigh / PaymentTooLow(sent, minPaymentWei + fee) and the errors of
-        :meth:`post_job`.
+        12.5% per block meanwhile); the excess joins the escrow. Extra reverts:
+        CallbackGasTooHigh / PaymentTooLow(sent, minPaymentWei + fee).
         """
+        args = (bytes(dataset_id), query, committee_size, threshold, min_providers, timeout_s)
+        if callback_gas_limit == 0:
+            fn = self.contract.functions.postJob(*args)
+            return self._posted(self._tx.send("postJob", account, fn, value=payment_wei))
         if callback_fee_wei is None:
             callback_fee_wei = self.job_callback_fee_wei(callback_gas_limit) * 5 // 4
-        fn = self.contract.functions.postJobWithCallback(
-            bytes(dataset_id),
-            query,
-            committee_size,
-            threshold,
-            min_providers,
-            timeout_s,
-            callback_gas_limit,
-        )
-        tx = self._tx.send(
-            "postJobWithCallback", account, fn, value=payment_wei + callback_fee_wei
-        )
+        fn = self.contract.functions.postJobWithCallback(*args, callback_gas_limit)
+        tx = self._tx.send("postJobWithCallback", account, fn,
+                           value=payment_wei + callback_fee_wei)
         return self._posted(tx)
 
     def _posted(self, tx: TxResult) -> tuple[int, TxResult]:

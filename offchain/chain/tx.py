@@ -191,21 +191,28 @@ class TxSender:
         return {"maxFeePerGas": 2 * base + self.tip_wei, "maxPriorityFeePerGas": self.tip_wei}
 
     def send(self, name: str, account: LocalAccount, fn: Any, value: int = 0,
-             extra_gas: int = 0) -> TxResult:
+             extra_gas: int = 0, gas: int | None = None) -> TxResult:
         """``fn``: a bound ContractFunction or ContractConstructor. ``extra_gas`` is added to the
         estimate's margin when the gas used can grow with state other senders change meanwhile
-        (e.g. the reveal that completes a beacon round also finalizes it)."""
+        (e.g. the reveal that completes a beacon round also finalizes it). ``gas``: send with
+        exactly this gas limit instead of an estimate; the call is first run by eth_call with
+        that gas, so a limit that is too small raises ContractRevert before anything is sent."""
         sender = account.address
         with self.reverts():
             # against the pending block: the one the transaction will be mined in (phase
             # deadlines are block numbers, so "latest" would be one block off)
-            estimate = int(fn.estimate_gas({"from": sender, "value": value},
-                                           block_identifier="pending"))
+            if gas is None:
+                estimate = int(fn.estimate_gas({"from": sender, "value": value},
+                                               block_identifier="pending"))
+                gas = estimate * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + _GAS_MARGIN_ADD + extra_gas
+            else:
+                fn.call({"from": sender, "value": value, "gas": gas},
+                        block_identifier="pending")
         params: dict[str, Any] = {
             "from": sender,
             "value": value,
             "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
-            "gas": estimate * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + _GAS_MARGIN_ADD + extra_gas,
+            "gas": gas,
             "chainId": self.chain_id,
             "type": 2,
             **self.fees(),
