@@ -162,7 +162,8 @@ class BeaconService:
     # ------------------------------------------------------------------ chain events
     def on_event(self, ev: dict[str, Any]) -> None:
         name = ev["event"]
-        self.on_block(int(ev["block_number"]))
+        # the follower reports the synced head after the batch; notify once, below
+        self.latest_block = max(self.latest_block, int(ev["block_number"]))
         if name == "RoundOpened":
             self.on_round_opened(ev)
         elif name == "RoundCommitted":
@@ -257,10 +258,8 @@ class BeaconService:
             if rt is None:
                 self.round_seen.pop(header.job_id, None)
                 return 404, "unknown round"
-        for _ in range(200):  # the round's state exists a moment after RoundOpened
-            if rt.state is not None:
-                break
-            await asyncio.sleep(0.01)
+        # the round's state exists a moment after RoundOpened (the dealing runs in a thread)
+        await self.until(rt, lambda: rt.state is not None, 2.0)
         st = rt.state
         if st is None:
             return 409, "this node takes no part in the round"
@@ -364,6 +363,8 @@ class BeaconService:
         cfg = node.config
         st = await asyncio.to_thread(BeaconRound.start, rt.round_id, rt.threshold, me, rt.active)
         rt.state = st
+        async with rt.changed:
+            rt.changed.notify_all()
         points = [(hex(x), hex(y)) for x, y in st.points()]
         for peer in rt.active:
             if peer == me:
