@@ -16,9 +16,6 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import requests
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
-from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ProviderConnectionError, TimeExhausted
 
@@ -30,9 +27,6 @@ from offchain.chain.tx import ErrorDecoder
 
 T = TypeVar("T")
 
-POST_JOB_SIGNATURE = "postJob(bytes32,string,uint8,uint8,uint16,uint40)"
-POST_JOB_SELECTOR = keccak(text=POST_JOB_SIGNATURE)[:4]
-POST_JOB_TYPES = ["bytes32", "string", "uint8", "uint8", "uint16", "uint40"]
 RPC_TIMEOUT_S = 10.0
 
 #: Exceptions that mean "the chain node cannot be reached", not "the request was wrong".
@@ -42,29 +36,6 @@ UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
 
 class StartupError(RuntimeError):
     """The manifest does not match the chain (one-line message)."""
-
-
-def encode_post_job(dataset_id: bytes, query: str, committee_size: int, threshold: int,
-                    min_providers: int, timeout_s: int) -> bytes:
-    """Calldata of ``postJob(datasetId, query, committeeSize, threshold, minProviders,
-    timeoutS)``."""
-    return POST_JOB_SELECTOR + abi_encode(
-        POST_JOB_TYPES, [dataset_id, query, committee_size, threshold, min_providers, timeout_s])
-
-
-def decode_post_job(data: bytes) -> tuple[bytes, bytes, int, int, int, int]:
-    """Arguments of postJob calldata, the query as raw bytes (it need not be UTF-8).
-
-    Raises ValueError if ``data`` is not a postJob call or does not decode."""
-    if data[:4] != POST_JOB_SELECTOR:
-        raise LookupError("calldata does not call postJob")
-    try:
-        values = abi_decode(["bytes32", "bytes", "uint8", "uint8", "uint16", "uint40"],
-                            bytes(data[4:]))
-    except Exception as exc:  # eth_abi raises several decoding error types
-        raise ValueError(f"postJob arguments do not decode: {exc}") from None
-    d, q, n, t, m, timeout = values
-    return bytes(d), bytes(q), int(n), int(t), int(m), int(timeout)
 
 
 class Chain:

@@ -199,24 +199,13 @@ MAX_GAS = 2_000_000
 MAX_FEE_PER_GAS_WEI = 1_000 * 10**9  # 1000 gwei: a sanity cap, far above any devnet price
 
 
-def _decode_post_job(data: bytes) -> tuple[bytes, str, int, int, int, int]:
-    from eth_abi.abi import decode as abi_decode
-    from eth_utils.crypto import keccak
-
-    if keccak(text="postJob(bytes32,string,uint8,uint8,uint16,uint40)")[:4] != data[:4]:
-        raise CliError("the API prepared a transaction that does not call postJob; not "
-                       "signing it")
-    d, q, n, t, m, timeout = abi_decode(
-        ["bytes32", "string", "uint8", "uint8", "uint16", "uint40"], data[4:])
-    return bytes(d), str(q), int(n), int(t), int(m), int(timeout)
-
-
 def check_tx(tx: dict[str, Any], account: LocalAccount, request: dict[str, Any],
              payment_wei: int, market: str, chain_id: int) -> None:
     """Refuse to sign a prepared transaction that is not exactly the job we asked for: from our
     address, to ``market`` on ``chain_id``, paying ``payment_wei``, calling postJob with our
     dataset, query and (where we set them) N, T, M and timeout, with bounded gas and fees.
     A malicious or compromised API can therefore not make the buyer sign anything else."""
+    from offchain.chain.market import decode_post_job
     from offchain.eip712 import dataset_id
     from offchain.query import QueryError, parse_query
 
@@ -239,8 +228,13 @@ def check_tx(tx: dict[str, Any], account: LocalAccount, request: dict[str, Any],
             raise CliError("the API prepared a transaction with excessive gas or fees; not "
                            "signing it")
         data = tx["data"]
-        d, q, n, t, m, timeout = _decode_post_job(
-            bytes.fromhex(data[2:] if data.startswith("0x") else data))
+        try:
+            d, raw_q, n, t, m, timeout = decode_post_job(
+                bytes.fromhex(data[2:] if data.startswith("0x") else data))
+        except LookupError:
+            raise CliError("the API prepared a transaction that does not call postJob; not "
+                           "signing it") from None
+        q = raw_q.decode("utf-8")
         want = {"committee_size": n, "threshold": t, "min_providers": m, "timeout_s": timeout}
         if d != dataset_id(str(request["dataset"])) or \
                 parse_query(q) != parse_query(str(request["query"])) or \

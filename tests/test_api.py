@@ -35,11 +35,10 @@ from web3.exceptions import TransactionNotFound
 import offchain.audit
 from api import jobs
 from api.app import create_app
-from api.chain import encode_post_job
 from api.models import load_manifest
 from offchain import eip712
 from offchain.chain.devnet import Anvil, dev_accounts
-from offchain.chain.market import MarketClient, deploy_market
+from offchain.chain.market import MarketClient, deploy_market, encode_post_job
 from offchain.datasource import open_source
 from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
 from offchain.plaintext import plaintext_statistic

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, cast
 
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
@@ -48,8 +51,10 @@ __all__ = [
     "NodeStatus",
     "TransactionFailed",
     "TxResult",
+    "decode_post_job",
     "decode_revert",
     "deploy_market",
+    "encode_post_job",
 ]
 
 # ----------------------------------------------------------------------------- data classes
@@ -124,6 +129,35 @@ class MarketConfig:
     phase_blocks: int
     randomness_fee_wei: int
     beacon_slash_wei: int
+
+
+# ----------------------------------------------------------------------------- postJob calldata
+
+POST_JOB_SELECTOR = keccak(text="postJob(bytes32,string,uint8,uint8,uint16,uint40)")[:4]
+_POST_JOB_TYPES = ["bytes32", "string", "uint8", "uint8", "uint16", "uint40"]
+
+
+def encode_post_job(dataset_id: bytes, query: str, committee_size: int, threshold: int,
+                    min_providers: int, timeout_s: int) -> bytes:
+    """Calldata of ``postJob(datasetId, query, committeeSize, threshold, minProviders,
+    timeoutS)``."""
+    return POST_JOB_SELECTOR + abi_encode(
+        _POST_JOB_TYPES, [dataset_id, query, committee_size, threshold, min_providers, timeout_s])
+
+
+def decode_post_job(data: bytes) -> tuple[bytes, bytes, int, int, int, int]:
+    """Arguments of postJob calldata (datasetId, query as raw bytes — it need not be UTF-8 —,
+    committeeSize, threshold, minProviders, timeoutS). Raises LookupError if ``data`` does not
+    call postJob, ValueError if the arguments do not decode."""
+    if data[:4] != POST_JOB_SELECTOR:
+        raise LookupError("calldata does not call postJob")
+    try:
+        values = abi_decode(["bytes32", "bytes", "uint8", "uint8", "uint16", "uint40"],
+                            bytes(data[4:]))
+    except Exception as exc:  # eth_abi raises several decoding error types
+        raise ValueError(f"postJob arguments do not decode: {exc}") from None
+    d, q, n, t, m, timeout = values
+    return bytes(d), bytes(q), int(n), int(t), int(m), int(timeout)
 
 
 # ----------------------------------------------------------------------------- client
