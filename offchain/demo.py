@@ -47,6 +47,11 @@ DEVNET_ARGS = ("--block-time", "1", "--mixed-mining")
 PHASE_BLOCKS = 10  # beacon phases on the devnet: 10 one-second blocks each
 
 
+def split_rows(rows: list[list[str]], p: int) -> list[list[list[str]]]:
+    """P disjoint contiguous slices of (nearly) equal size: each provider's share of the data."""
+    return [rows[i * len(rows) // p:(i + 1) * len(rows) // p] for i in range(p)]
+
+
 class DemoError(RuntimeError):
     """A user-facing failure: the message is one line naming the problem."""
 
@@ -315,7 +320,7 @@ class DemoNetwork:
         self.run_dir = Path(tempfile.mkdtemp(prefix="mpc-market-demo-"))
         self.stack.callback(self.nodes.close)
         rows = self.rows
-        slices = [rows[i * len(rows) // p:(i + 1) * len(rows) // p] for i in range(p)]
+        slices = split_rows(rows, p)
         self.say(f"starting {p} provider node processes, each with its own slice of the data "
                  f"(CSV or SQLite) under {self.run_dir}")
         for i in range(p):

@@ -34,7 +34,6 @@ block's state is available either way.
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import importlib.util
 import json
@@ -56,6 +55,7 @@ from web3 import Web3
 from offchain.chain.compile import CompilerError, compile_contracts
 from offchain.chain.devnet import AnvilError, anvil_binary, dev_accounts, start_detached
 from offchain.chain.market import deploy_market
+from offchain.datasource import CsvSource, DataSourceError
 from offchain.demo import (
     DEFAULT_DATA,
     DEVNET_ARGS,
@@ -64,6 +64,7 @@ from offchain.demo import (
     DemoOptions,
     _provision,
     _transfer,
+    split_rows,
 )
 from offchain.fixedpoint import FixedPointError, parse_decimal
 
@@ -337,15 +338,11 @@ def _read_csv(data: Path, providers: int) -> tuple[list[str], list[list[str]],
     if not data.is_file():
         raise LocalNetError(f"--data {data}: no such file", 2)
     try:
-        with open(data, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise LocalNetError(f"--data {data}: cannot read: {exc}", 2) from None
-    if not rows:
-        raise LocalNetError(f"--data {data}: the file is empty", 2)
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    if len(set(header)) != len(header) or not all(header):
-        raise LocalNetError(f"--data {data}: empty or duplicate column names in the header", 2)
+        header, body = CsvSource(data).records()
+    except DataSourceError as exc:
+        raise LocalNetError(f"--data {exc}", 2) from None
+    if not all(header):
+        raise LocalNetError(f"--data {data}: empty column name in the header", 2)
     for r, row in enumerate(body, start=1):
         if len(row) != len(header):
             raise LocalNetError(f"--data {data}: row {r} has {len(row)} fields, the header has "
@@ -366,11 +363,6 @@ def _read_csv(data: Path, providers: int) -> tuple[list[str], list[list[str]],
         # else is "string" (the API's manifest schema: number | integer | string | boolean).
         columns.append({"name": name, "type": "number" if numeric else "string"})
     return header, body, columns
-
-
-def _deal(rows: list[list[str]], p: int) -> list[list[list[str]]]:
-    """The demo's split: P disjoint contiguous slices of (nearly) equal size."""
-    return [rows[i * len(rows) // p:(i + 1) * len(rows) // p] for i in range(p)]
 
 
 # ----------------------------------------------------------------------------- up
@@ -605,7 +597,7 @@ def _first_up(run: _Up, data: Path, p: int, header: list[str], rows: list[list[s
         run.say(f"provisioning {p} provider nodes under {d / 'nodes'}")
         node_dirs, addresses = [], []
         collect_timeout_s = DemoOptions().collect_timeout_s
-        for i, rows_i in enumerate(_deal(rows, p)):
+        for i, rows_i in enumerate(split_rows(rows, p)):
             node_dir, keys = _provision(d / "nodes", i, header, rows_i, rpc_url, market.address,
                                         collect_timeout_s, dataset_name=name)
             _transfer(w3, deployer, keys.address, 2 * STAKE_WEI)
