@@ -21,9 +21,9 @@ from web3.exceptions import ProviderConnectionError, TimeExhausted
 
 from api.models import Manifest
 from api.problems import ProblemError
-from offchain.chain.compile import compile_contracts
 from offchain.chain.market import MarketClient, MarketConfig
 from offchain.chain.tx import ErrorDecoder
+from offchain.devnet.compile import compile_contracts
 
 T = TypeVar("T")
 

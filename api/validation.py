@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from api.models import NUMERIC_TYPES, Manifest
 from api.problems import ProblemError
-from offchain.eip712 import dataset_id as dataset_id_of
-from offchain.query import MAX_QUERY_BYTES, QueryError, QuerySpec, parse_query
+from offchain.encoding.eip712 import dataset_id as dataset_id_of
+from offchain.encoding.query import MAX_QUERY_BYTES, QueryError, QuerySpec, parse_query
 
 MIN_COMMITTEE = 3  # JobMarket.MIN_COMMITTEE: t >= 1 and n >= 2t+1
 MAX_COMMITTEE = 32  # JobMarket.MAX_COMMITTEE: the signer mask has 32 bits

@@ -7,7 +7,7 @@ import asyncio
 from api.context import ApiContext
 from api.index import JobRecord, TxRef, signers
 from api.models import Job, JobLinks, JobResult, JobSummary, Transaction
-from offchain.query import QueryError, StatisticError, parse_query, statistic
+from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
 
 
 def _hex(b: bytes) -> str:

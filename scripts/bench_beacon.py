@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_demo import machine, summary
 
-from offchain.demo import DemoNetwork, DemoOptions, validate
-from offchain.randomness import run_round
+from offchain.devnet.network import DemoNetwork, DemoOptions, validate
+from offchain.devnet.randomness import run_round
 
 
 def bench(participants: int, runs: int) -> None:

@@ -3,14 +3,15 @@
 What honest nodes do, step by step, with the real primitives:
 
 1. every participant draws a secret s_i and a salt in F_r and deals Pedersen shares of them
-   (:func:`offchain.pedersen.deal`, threshold T of the round, evaluation points = the integer
+   (:func:`offchain.crypto.pedersen.deal`, threshold T of the round, evaluation points = the integer
    values of the participants' addresses); its on-chain commitment is
-   :func:`offchain.pedersen.commitment_hash` of the T+1 commitment points;
+   :func:`offchain.crypto.pedersen.commitment_hash` of the T+1 commitment points;
 2. every participant signs the EIP-712 ``BeaconCommit(roundId, participantsHash)`` over the
    ascending participant list Q and its commitments; one ``commitRound`` puts Q on chain;
 3. every participant reveals (s_i, salt_i, restHash_i) in one batched ``reveal``;
 4. after the reveal deadline, a withheld contribution is reconstructed from T+1 of the other
-   participants' shares (:func:`offchain.pedersen.reconstruct`) and submitted with ``recover``.
+   participants' shares (:func:`offchain.crypto.pedersen.reconstruct`) and submitted with
+   ``recover``.
 
 :class:`RoundRun` holds the dealt contributions (secret material included: this is a test
 utility), so tests can build tampered transactions from the honest ones. Blocks are mined with
@@ -38,10 +39,10 @@ from web3 import Web3
 from offchain.chain.beacon import BeaconClient, Opening, RoundStatus
 from offchain.chain.market import MarketClient
 from offchain.chain.tx import TxResult
-from offchain.eip712 import Sig
-from offchain.eip712_beacon import participants_hash, sign_beacon_commit
-from offchain.field import R
-from offchain.pedersen import Dealing, commitment_hash, deal, reconstruct, rest_hash
+from offchain.crypto.field import R
+from offchain.crypto.pedersen import Dealing, commitment_hash, deal, reconstruct, rest_hash
+from offchain.encoding.eip712 import Sig
+from offchain.encoding.eip712_beacon import participants_hash, sign_beacon_commit
 
 __all__ = [
     "Contribution",

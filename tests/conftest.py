@@ -17,12 +17,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 
-from offchain import eip712
 from offchain.chain.beacon import BeaconClient
-from offchain.chain.compile import CompiledContract, compile_contracts
-from offchain.chain.devnet import Anvil, dev_accounts
 from offchain.chain.market import ContractRevert, MarketClient, TxResult, deploy_market
-from offchain.demo import DemoNetwork, DemoOptions, validate
+from offchain.devnet.anvil import Anvil, dev_accounts
+from offchain.devnet.compile import CompiledContract, compile_contracts
+from offchain.devnet.network import DemoNetwork, DemoOptions, validate
+from offchain.encoding import eip712
 from tests.beacon_driver import assign_job_committee, rpc
 
 ETH = 10**18

@@ -36,13 +36,13 @@ import offchain.audit
 from api import jobs
 from api.app import create_app
 from api.models import load_manifest
-from offchain import eip712
-from offchain.chain.devnet import Anvil, dev_accounts
 from offchain.chain.market import MarketClient, deploy_market, encode_post_job
-from offchain.datasource import open_source
-from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
-from offchain.plaintext import plaintext_statistic
-from offchain.query import parse_query
+from offchain.devnet.anvil import Anvil, dev_accounts
+from offchain.devnet.network import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
+from offchain.devnet.reference import plaintext_statistic
+from offchain.encoding import eip712
+from offchain.encoding.query import parse_query
+from offchain.node.datasource import open_source
 
 PROBLEM = "https://mpc-market.example/problems/"
 READY_TIMEOUT_S = 60.0

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from offchain import eip712
+from offchain.encoding import eip712
 from tests.test_api import PRICE_WEI, ApiProcess, bare_manifest, bare_market, rpc
 
 MAX_EXAMPLES = 25

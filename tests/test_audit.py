@@ -28,7 +28,6 @@ from web3.logs import DISCARD
 from web3.providers.rpc import HTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from offchain import eip712
 from offchain.audit import (
     CHECK_NAMES,
     FETCH_DEADLINE_S,
@@ -40,10 +39,11 @@ from offchain.audit import (
     registration_from_events,
 )
 from offchain.chain.beacon import BeaconClient
-from offchain.chain.compile import compile_contracts
 from offchain.chain.tx import DEFAULT_TIP_WEI, ErrorDecoder, TxSender
-from offchain.cli_audit import audit_command, load_deployment
-from offchain.demo import DemoNetwork, DemoOptions, DemoResult, validate
+from offchain.cli.audit import audit_command, load_deployment
+from offchain.devnet.compile import compile_contracts
+from offchain.devnet.network import DemoNetwork, DemoOptions, DemoResult, validate
+from offchain.encoding import eip712
 from tests.conftest import MIN_PAYMENT_WEI, Env
 
 Event = dict[str, Any]

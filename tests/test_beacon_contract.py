@@ -22,12 +22,16 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from offchain.chain.beacon import BeaconClient, Opening, RequestStatus, RoundStatus
-from offchain.chain.compile import CompiledContract, compile_contracts
 from offchain.chain.market import MarketClient, NodeStatus
 from offchain.chain.tx import DEFAULT_TIP_WEI, ErrorDecoder, TxResult, TxSender
-from offchain.eip712 import SECP256K1_N, Sig, committee_hash
-from offchain.eip712_beacon import beacon_commit_digest, participants_hash, sign_beacon_commit
-from offchain.field import R
+from offchain.crypto.field import R
+from offchain.devnet.compile import CompiledContract, compile_contracts
+from offchain.encoding.eip712 import SECP256K1_N, Sig, committee_hash
+from offchain.encoding.eip712_beacon import (
+    beacon_commit_digest,
+    participants_hash,
+    sign_beacon_commit,
+)
 from tests.beacon_driver import (
     RoundRun,
     expected_output,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from offchain import pedersen
-from offchain.field import R
+from offchain.crypto import pedersen
+from offchain.crypto.field import R
 from offchain.protocol.beacon import (
     BeaconRound,
     beacon_threshold,

@@ -9,9 +9,6 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from offchain import eip712
-from offchain.chain.compile import CompilerNotInstalledError, compile_contracts
-from offchain.chain.devnet import Anvil, AnvilError, dev_accounts, wait_for_rpc
 from offchain.chain.market import (
     ContractRevert,
     JobStatus,
@@ -19,6 +16,9 @@ from offchain.chain.market import (
     decode_revert,
     deploy_market,
 )
+from offchain.devnet.anvil import Anvil, AnvilError, dev_accounts, wait_for_rpc
+from offchain.devnet.compile import CompilerNotInstalledError, compile_contracts
+from offchain.encoding import eip712
 from tests.beacon_driver import mine_until, seed_job
 from tests.conftest import (
     EXIT_DELAY_S,

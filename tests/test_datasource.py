@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from offchain.datasource import CsvSource, DataSourceError, SqliteSource, open_source, write_sqlite
+from offchain.node.datasource import (
+    CsvSource,
+    DataSourceError,
+    SqliteSource,
+    open_source,
+    write_sqlite,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from eth_account import Account
 
-from offchain import eip712
-from offchain.chain.devnet import dev_accounts
 from offchain.chain.market import ContractRevert
-from offchain.demo import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
-from offchain.envelope import Header, seal
+from offchain.devnet.anvil import dev_accounts
+from offchain.devnet.network import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
+from offchain.encoding import eip712
+from offchain.wire.envelope import Header, seal
 
 EXE = str(Path(sys.executable).parent / "mpc-market")
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from eth_abi.packed import encode_packed
 from eth_account import Account
 from eth_utils import keccak
 
-from offchain import eip712
+from offchain.encoding import eip712
 from tests.conftest import Env, by_address
 
 DOMAIN = eip712.market_domain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")

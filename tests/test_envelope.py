@@ -1,4 +1,4 @@
-"""Signed, encrypted peer envelopes (offchain.envelope) and node keys (offchain.keys)."""
+"""Signed, encrypted peer envelopes (offchain.wire.envelope) and node keys (offchain.wire.keys)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from offchain.envelope import (
+from offchain.wire.envelope import (
     MAX_ENVELOPE_BYTES,
     MAX_PLAINTEXT_BYTES,
     BadSignature,
@@ -30,7 +30,7 @@ from offchain.envelope import (
     open_envelope,
     seal,
 )
-from offchain.keys import SECP256K1_N, KeyFileError, NodeKeys
+from offchain.wire.keys import SECP256K1_N, KeyFileError, NodeKeys
 
 FAST = settings(max_examples=40, deadline=None)
 CHAIN = 31337

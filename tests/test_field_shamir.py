@@ -1,4 +1,5 @@
-"""Properties of F_R arithmetic and of vectorised Shamir sharing (offchain.field, .shamir)."""
+"""Properties of F_R arithmetic and of vectorised Shamir sharing (offchain.crypto.field,
+.shamir)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.field import (
+from offchain.crypto.field import (
     HALF_R,
     R,
     batch_inv,
@@ -18,7 +19,7 @@ from offchain.field import (
     lagrange_coefficients_at_zero,
     to_signed,
 )
-from offchain.shamir import (
+from offchain.crypto.shamir import (
     InconsistentSharesError,
     SharingError,
     reconstruct_vector,

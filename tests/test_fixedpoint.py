@@ -1,4 +1,4 @@
-"""Decimal fixed-point encoding (offchain.fixedpoint)."""
+"""Decimal fixed-point encoding (offchain.encoding.fixedpoint)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.field import HALF_R, from_signed, to_signed
-from offchain.fixedpoint import (
+from offchain.crypto.field import HALF_R, from_signed, to_signed
+from offchain.encoding.fixedpoint import (
     MAX_ABS,
     MAX_ENCODED,
     MAX_TERMS,

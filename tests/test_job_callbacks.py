@@ -21,10 +21,10 @@ from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from offchain.chain.compile import CompiledContract, compile_contracts
 from offchain.chain.market import JobStatus
 from offchain.chain.tx import DEFAULT_TIP_WEI, ContractRevert, ErrorDecoder, TxResult, TxSender
-from offchain.query import parse_query, statistic
+from offchain.devnet.compile import CompiledContract, compile_contracts
+from offchain.encoding.query import parse_query, statistic
 from tests.beacon_driver import rpc
 from tests.conftest import MIN_PAYMENT_WEI, Env, callback_gas, reverts
 

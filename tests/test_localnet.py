@@ -2,9 +2,9 @@
 detached processes (anvil with a state file, 3 node processes, the API server), and the buyer
 CLI (``mpc-market job post|show|wait``, offchain/cli_job.py) against it.
 
-The commands run as ``python -m offchain.cli_net`` / ``python -m offchain.cli_job`` in child
+The commands run as ``python -m offchain.cli.net`` / ``python -m offchain.cli.job`` in child
 processes, exactly as a user runs them. Without the api/ package, ``up`` refuses to start (tested)
-and the network is started through :func:`offchain.localnet.up` without the API instead; only
+and the network is started through :func:`offchain.devnet.localnet.up` without the API instead; only
 the API-dependent assertions are skipped then."""
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from eth_account import Account
 from typer.testing import CliRunner
 from web3 import Web3
 
-from offchain import eip712
-from offchain.chain.devnet import dev_accounts, wait_for_rpc
 from offchain.chain.market import JobStatus, MarketClient
-from offchain.cli_job import CliError, check_tx, job_app, load_account, parse_amount
-from offchain.cli_net import net_app
-from offchain.demo import PAYMENT_WEI, _transfer
-from offchain.keys import NodeKeys
-from offchain.localnet import UpOptions, api_available, down, up
+from offchain.cli.job import CliError, check_tx, job_app, load_account, parse_amount
+from offchain.cli.net import net_app
+from offchain.devnet.anvil import dev_accounts, wait_for_rpc
+from offchain.devnet.localnet import UpOptions, api_available, down, up
+from offchain.devnet.network import PAYMENT_WEI, _transfer
+from offchain.encoding import eip712
+from offchain.wire.keys import NodeKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_API = api_available()
@@ -66,7 +66,7 @@ def start(state_dir: Path) -> dict[str, Any]:
     args = ["up", "--state-dir", str(state_dir), "--json"]
     if not (state_dir / "network.json").exists():
         args += ["--providers", "3"]
-    res = cli("offchain.cli_net", *args)
+    res = cli("offchain.cli.net", *args)
     assert res.returncode == 0, res.stderr
     manifest: dict[str, Any] = json.loads(res.stdout)
     return manifest
@@ -157,7 +157,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
     else:
         assert m["api_url"] is None
     # -- a second up is refused, nothing changes
-    res = cli("offchain.cli_net", "up", "--state-dir", str(state_dir))
+    res = cli("offchain.cli.net", "up", "--state-dir", str(state_dir))
     assert res.returncode == 1
     assert error_line(res) == f"error: already up (mpc-market down --state-dir {state_dir})"
     assert pids(state_dir) == running
@@ -167,7 +167,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
         NodeKeys.generate().save(key_file)
         buyer = NodeKeys.load(key_file).address
         _transfer(market.w3, dev_accounts(3)[2], buyer, 10**18)
-        res = cli("offchain.cli_job", "post", "--query", "mean:mean_radius", "--dataset", "wdbc",
+        res = cli("offchain.cli.job", "post", "--query", "mean:mean_radius", "--dataset", "wdbc",
                   "--pay", "0.03ether", "--key-file", str(key_file), "--deployment",
                   str(state_dir / "deployment.json"), "--json")
         assert res.returncode == 0, res.stderr
@@ -185,7 +185,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
         other = [a if a != "0.03ether" else "0.04ether" for a in post_args]
         code, out = job(*other, "--idempotency-key", posted["idempotency_key"])
         assert code == 2 and "was used for another job" in out, out
-        res = cli("offchain.cli_job", "wait", str(job1), "--timeout-s", "90", "--api-url",
+        res = cli("offchain.cli.job", "wait", str(job1), "--timeout-s", "90", "--api-url",
                   m["api_url"])
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith(f"job {job1} finalized: mean:mean_radius = 14.127")
@@ -204,14 +204,14 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
     assert wait_status(market, job1) == JobStatus.FINALIZED
     # -- down, twice
     t1 = time.monotonic()
-    res = cli("offchain.cli_net", "down", "--state-dir", str(state_dir))
+    res = cli("offchain.cli.net", "down", "--state-dir", str(state_dir))
     t_down = time.monotonic() - t1
     assert res.returncode == 0, res.stderr
     assert "stopped anvil" in res.stdout
     assert all(gone(p) for p in running)
     assert not (state_dir / "pids.json").exists()
     assert (state_dir / "anvil" / "state.json").stat().st_size > 0
-    res = cli("offchain.cli_net", "down", "--state-dir", str(state_dir))
+    res = cli("offchain.cli.net", "down", "--state-dir", str(state_dir))
     assert res.returncode == 0 and "nothing is running" in res.stdout
     if HAVE_API:
         code, out = job("show", str(job1), "--deployment", str(state_dir / "deployment.json"))
@@ -230,7 +230,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
     if HAVE_API:
         raw_key = tmp_path / "dev3.key"
         raw_key.write_text("0x" + bytes(dev_accounts(4)[3].key).hex() + "\n")
-        res = cli("offchain.cli_job", "post", "--query", "count", "--dataset", "wdbc",
+        res = cli("offchain.cli.job", "post", "--query", "count", "--dataset", "wdbc",
                   "--pay", "30000000gwei", "--key-file", str(raw_key), "--deployment",
                   str(state_dir / "deployment.json"))
         assert res.returncode == 0, res.stderr
@@ -246,7 +246,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
     assert down(state_dir)
     # -- a state file that is gone is reported, and nothing is left running
     (state_dir / "anvil" / "state.json").unlink()
-    res = cli("offchain.cli_net", "up", "--state-dir", str(state_dir))
+    res = cli("offchain.cli.net", "up", "--state-dir", str(state_dir))
     assert res.returncode == 1 and error_line(res).startswith("error: state lost: ")
     assert not (state_dir / "pids.json").exists()
     print(f"up {t_up:.1f} s, down {t_down:.1f} s, resume {t_resume:.1f} s")
@@ -254,7 +254,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
 
 def test_up_bad_input(tmp_path: Path) -> None:
     d = tmp_path / "net"
-    res = cli("offchain.cli_net", "up", "--state-dir", str(d), "--providers", "2")
+    res = cli("offchain.cli.net", "up", "--state-dir", str(d), "--providers", "2")
     assert res.returncode == 2
     assert error_line(res).startswith("error: --providers must be at least 3 (got 2)")
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
@@ -275,7 +275,7 @@ def test_up_bad_input(tmp_path: Path) -> None:
 
 
 def test_column_types(tmp_path: Path) -> None:
-    from offchain.localnet import _read_csv
+    from offchain.devnet.localnet import _read_csv
 
     (tmp_path / "d.csv").write_text("n, t ,e\n1.5,x,1\n-2e3,3,\n0,4, 7 \n")
     _header, rows, columns = _read_csv(tmp_path / "d.csv", 3)
@@ -326,7 +326,7 @@ def test_check_tx_refuses_other_transactions() -> None:
     from eth_abi.abi import encode as abi_encode
     from eth_utils.crypto import keccak
 
-    from offchain.eip712 import dataset_id
+    from offchain.encoding.eip712 import dataset_id
 
     acct = Account.create()
     market = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -361,7 +361,7 @@ def test_check_tx_refuses_other_transactions() -> None:
 def test_api_problems_become_one_error_line(tmp_path: Path) -> None:
     """Against a stub API: a 422 problem prints its title, detail and field errors and exits
     2; a 502 exits 1; an unreachable API exits 1. The key never goes over the wire."""
-    import offchain.cli_job as cli_job
+    import offchain.cli.job as cli_job
 
     acct = Account.create()
     (tmp_path / "k").write_text("0x" + bytes(acct.key).hex())
@@ -401,7 +401,7 @@ def test_api_problems_become_one_error_line(tmp_path: Path) -> None:
         assert res.exit_code == 1 and "error: Chain node unreachable: down" in res.output
     finally:
         cli_job._client = real
-    res = cli("offchain.cli_job", "show", "1", "--api-url", "http://127.0.0.1:9")
+    res = cli("offchain.cli.job", "show", "1", "--api-url", "http://127.0.0.1:9")
     assert res.returncode == 1 and "cannot reach the API" in error_line(res)
-    res = cli("offchain.cli_job", "show", "1", "--deployment", str(tmp_path / "none.json"))
+    res = cli("offchain.cli.job", "show", "1", "--deployment", str(tmp_path / "none.json"))
     assert res.returncode == 2 and "no such file" in error_line(res)

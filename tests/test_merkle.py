@@ -1,4 +1,4 @@
-"""Keccak Merkle tree with domain separation and odd-node promotion (offchain.merkle)."""
+"""Keccak Merkle tree with domain separation and odd-node promotion (offchain.crypto.merkle)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.merkle import merkle_proof, merkle_root, verify_proof
+from offchain.crypto.merkle import merkle_proof, merkle_root, verify_proof
 
 FAST = settings(max_examples=60, deadline=None)
 unique_leaves = st.lists(st.binary(max_size=40), min_size=1, max_size=33, unique=True)

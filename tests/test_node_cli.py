@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from offchain.keys import NodeKeys
+from offchain.wire.keys import NodeKeys
 from tests.conftest import MIN_STAKE_WEI, Env
 
 EXE = str(Path(sys.executable).parent / "mpc-market")

@@ -1,4 +1,5 @@
-"""Pedersen VSS over BN254 G1 (offchain.pedersen): generators, curve arithmetic against py_ecc,
+"""Pedersen VSS over BN254 G1 (offchain.crypto.pedersen): generators, curve arithmetic against
+py_ecc,
 dealing/verification/reconstruction, point (de)serialisation and the on-chain hash layout."""
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from fastecdsa.point import Point
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.field import R
-from offchain.pedersen import (
+from offchain.crypto.field import R
+from offchain.crypto.pedersen import (
     CURVE,
     H_DOMAIN,
     H_X,
@@ -34,7 +35,7 @@ from offchain.pedersen import (
     rest_hash,
     verify_share,
 )
-from offchain.shamir import InconsistentSharesError, SharingError
+from offchain.crypto.shamir import InconsistentSharesError, SharingError
 
 FAST = settings(max_examples=25, deadline=None)
 elements = st.integers(min_value=0, max_value=R - 1)

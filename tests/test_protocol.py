@@ -7,18 +7,18 @@ from decimal import Decimal
 import pytest
 from eth_account import Account
 
-from offchain import eip712
-from offchain.field import R
+from offchain.crypto.field import R
+from offchain.encoding import eip712
+from offchain.encoding.query import local_aggregates, parse_query, statistic
 from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal, input_commitment
-from offchain.protocol.messages import (
+from offchain.wire.job_payloads import (
     PayloadError,
     SharePayload,
     SigModel,
     decode_payload,
     encode_payload,
 )
-from offchain.query import local_aggregates, parse_query, statistic
-from offchain.transcript import Transcript
+from offchain.wire.transcript import Transcript
 
 DUMMY_SIG = eip712.Sig(b"\x01" * 32, b"\x02" * 32, 27)
 

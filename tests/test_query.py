@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.plaintext import plaintext_statistic
-from offchain.query import (
+from offchain.devnet.reference import plaintext_statistic
+from offchain.encoding.query import (
     QueryError,
     QuerySpec,
     StatisticError,

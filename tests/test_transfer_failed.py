@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from web3.exceptions import ContractCustomError
 
-from offchain import eip712
-from offchain.chain.compile import compile_contracts
 from offchain.chain.market import decode_revert
+from offchain.devnet.compile import compile_contracts
+from offchain.encoding import eip712
 from tests.conftest import EXIT_DELAY_S, MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
 
 

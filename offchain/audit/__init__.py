@@ -42,7 +42,8 @@ not apply, e.g. the signatures of a refunded job, is *skipped*, which is not a f
     stored ``resultHash``, and the logged aggregates are those of the calldata.
 ``result.statistic``
     The query parses, the aggregate vector has the length it needs, and the statistic follows
-    from it (exact rational arithmetic, ``offchain.query.statistic``); the value is reported.
+    from it (exact rational arithmetic, ``offchain.encoding.query.statistic``); the value is
+    reported.
 ``payments``
     Finalized: the logged reward per signer is escrow // k for the k counted signatures, the
     shares (the first signer also gets the remainder) add up to the escrow, a requested callback

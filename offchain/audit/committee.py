@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from offchain import eip712, pedersen
 from offchain.audit.context import AuditContext, _CheckFailed, _Skip
 from offchain.audit.util import _cs, _short, _sorted_strictly
+from offchain.crypto import pedersen
+from offchain.encoding import eip712
 from offchain.protocol.beacon import round_output
 from offchain.protocol.committee import committee_seed, draw_committee, eligible_from_events
 

@@ -13,12 +13,12 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.types import BlockIdentifier
 
-from offchain import eip712
 from offchain.audit.fetch import TRANSCRIPTS_BUDGET_S, TranscriptFetcher
 from offchain.audit.report import _STATUS, AuditError
 from offchain.audit.sources import ChainLogSource, LogSource, registration_from_events
 from offchain.audit.util import _cs, _h
-from offchain.chain.compile import compile_contracts
+from offchain.devnet.compile import compile_contracts
+from offchain.encoding import eip712
 
 
 class _CheckFailed(Exception):

@@ -3,10 +3,10 @@ settings) and ``deadlines``."""
 
 from __future__ import annotations
 
-from offchain import eip712
 from offchain.audit.context import AuditContext, _CheckFailed
 from offchain.audit.report import _STATUS
 from offchain.audit.util import _cs, _short
+from offchain.encoding import eip712
 
 _MIN_COMMITTEE, _MAX_COMMITTEE = 3, 32
 

@@ -4,10 +4,10 @@ calldata and the ``JobFinalized`` log."""
 
 from __future__ import annotations
 
-from offchain import eip712
 from offchain.audit.context import AuditContext, _CheckFailed
 from offchain.audit.util import _cs, _short, _sorted_strictly
-from offchain.query import QueryError, StatisticError, parse_query, statistic
+from offchain.encoding import eip712
+from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
 
 _MAX_AGGREGATES = 64
 

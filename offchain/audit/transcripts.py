@@ -13,9 +13,9 @@ from eth_account.messages import encode_defunct
 
 from offchain.audit.context import AuditContext, _CheckFailed, _Skip
 from offchain.audit.util import _cs
-from offchain.envelope import EnvelopeError, envelope_digest
-from offchain.keys import SECP256K1_N
-from offchain.transcript import Transcript
+from offchain.wire.envelope import EnvelopeError, envelope_digest
+from offchain.wire.keys import SECP256K1_N
+from offchain.wire.transcript import Transcript
 
 
 def _envelope_signer(env: dict[str, Any]) -> tuple[bytes, str]:
@@ -45,7 +45,7 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
     this job and node, every message's envelope is for this chain, market and job, with the
     recorded kind, sender and recipient, its digest is the recorded leaf and its signature
     recovers to its sender; the node is a party to every message; the Merkle root over the
-    leaves (``offchain.transcript`` order) equals ``signed_root``; and it holds a ``share``
+    leaves (``offchain.wire.transcript`` order) equals ``signed_root``; and it holds a ``share``
     from every provider in ``providers``, ``agree`` messages from at least
     floor((n+t)/2)+1 members and ``open`` messages from at least min(n, 2t+1) members.
     """

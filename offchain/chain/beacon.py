@@ -21,7 +21,7 @@ from web3.logs import DISCARD
 
 from offchain.chain.market import MarketClient
 from offchain.chain.tx import TxResult
-from offchain.eip712 import Sig
+from offchain.encoding.eip712 import Sig
 
 __all__ = ["BeaconClient", "Opening", "RequestInfo", "RequestStatus", "RoundInfo", "RoundStatus"]
 

@@ -28,7 +28,6 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from offchain.chain.compile import compile_contracts
 from offchain.chain.events import EventDecoder
 from offchain.chain.tx import (
     DEFAULT_TIP_WEI,
@@ -39,7 +38,8 @@ from offchain.chain.tx import (
     TxSender,
     decode_revert,
 )
-from offchain.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Sig, market_domain
+from offchain.devnet.compile import compile_contracts
+from offchain.encoding.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Sig, market_domain
 
 __all__ = [
     "ContractRevert",
@@ -419,7 +419,7 @@ class MarketClient:
 
     def domain(self) -> dict[str, Any]:
         """EIP-712 domain for signing, read once from the contract's EIP-5267
-        ``eip712Domain()`` and checked against :func:`offchain.eip712.market_domain`.
+        ``eip712Domain()`` and checked against :func:`offchain.encoding.eip712.market_domain`.
 
         Raises RuntimeError if the contract reports another name, version, chain or address.
         """

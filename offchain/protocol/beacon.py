@@ -41,8 +41,8 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 from fastecdsa.point import Point
 
-from offchain import pedersen
-from offchain.field import R
+from offchain.crypto import pedersen
+from offchain.crypto.field import R
 from offchain.protocol.job import ProtocolError
 
 __all__ = [

@@ -2,7 +2,8 @@
 
 Roles (a node can be both):
 
-* **Provider** — computes its local aggregate vector a_p (``offchain.query``), commits to it
+* **Provider** — computes its local aggregate vector a_p (``offchain.encoding.query``), commits to
+it
   (InputCommitment, signed with EIP-712) and deals a Shamir sharing of a_p with threshold t to
   the n committee members: member i (committee sorted by address, 1-based) gets the evaluations
   at x = i. One message per member, so the round count does not depend on the number of providers.
@@ -26,7 +27,8 @@ Roles (a node can be both):
 
 Leakage: a coalition of at most t members sees only t shares of each provider's vector, which are
 uniformly random and independent of it (Shamir 1979); what becomes public is the total aggregate
-vector over S (see ``offchain.query`` for what each query's vector reveals), the set S and the
+vector over S (see ``offchain.encoding.query`` for what each query's vector reveals), the set S and
+the
 providers' input commitments (salted hashes). Members refuse to open when |S| is below the job's
 minimum, so a lone provider's vector is never opened by an honest member.
 """
@@ -40,10 +42,10 @@ from dataclasses import dataclass, field
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-from offchain import eip712
-from offchain.field import R, from_signed, to_signed
-from offchain.query import QuerySpec
-from offchain.shamir import reconstruct_vector, share_vector
+from offchain.crypto.field import R, from_signed, to_signed
+from offchain.crypto.shamir import reconstruct_vector, share_vector
+from offchain.encoding import eip712
+from offchain.encoding.query import QuerySpec
 
 
 class ProtocolError(RuntimeError):

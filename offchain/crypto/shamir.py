@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from secrets import randbelow
 
-from offchain.field import R, lagrange_coefficients_at
+from offchain.crypto.field import R, lagrange_coefficients_at
 
 
 class SharingError(ValueError):
@@ -69,7 +69,8 @@ def share_vector(secrets: Sequence[int], threshold: int, n: int) -> list[list[in
     """Split each entry of ``secrets`` into ``n`` Shamir shares with threshold ``threshold``.
 
     ``secrets``: length-L sequence of elements of F_R (ints in ``[0, R)``; use
-    :func:`offchain.field.from_signed` for signed values). Returns a list of ``n`` share vectors,
+    :func:`offchain.crypto.field.from_signed` for signed values). Returns a list of ``n`` share
+    vectors,
     each of length L, elements of F_R; vector ``i`` is party ``i``'s share, i.e. the evaluations
     at ``x = i + 1``. Any ``threshold + 1`` vectors reconstruct; any ``threshold`` vectors are
     uniformly random and independent of ``secrets``.

@@ -45,7 +45,7 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from offchain.keys import SECP256K1_N, KeyFileError, NodeKeys
+from offchain.wire.keys import SECP256K1_N, KeyFileError, NodeKeys
 
 DEFAULT_MANIFEST = Path(".mpc-market") / "deployment.json"
 FINAL = ("finalized", "refunded", "expired")
@@ -206,8 +206,8 @@ def check_tx(tx: dict[str, Any], account: LocalAccount, request: dict[str, Any],
     dataset, query and (where we set them) N, T, M and timeout, with bounded gas and fees.
     A malicious or compromised API can therefore not make the buyer sign anything else."""
     from offchain.chain.market import decode_post_job
-    from offchain.eip712 import dataset_id
-    from offchain.query import QueryError, parse_query
+    from offchain.encoding.eip712 import dataset_id
+    from offchain.encoding.query import QueryError, parse_query
 
     try:
         sender = str(tx.get("from", account.address))

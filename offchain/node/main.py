@@ -1,8 +1,9 @@
 """A node process: provider and (when chosen) committee member, driven by chain events.
 
-One asyncio loop runs four things: the peer HTTP server (``offchain.transport``), the chain
-follower (``offchain.follower``: registry directory and market events, woken by new blocks), the
-randomness beacon (``offchain.beacon_node``: a round per RoundOpened event), and one task per
+One asyncio loop runs four things: the peer HTTP server (``offchain.node.transport``), the chain
+follower (``offchain.node.follower``: registry directory and market events, woken by new blocks),
+the
+randomness beacon (``offchain.node.beacon``: a round per RoundOpened event), and one task per
 job. A JobPosted event joins a beacon round; once the round is final the job's committee is drawn
 on chain (CommitteeAssigned). Then the node contributes as a provider (or declines) and, if it is
 in the committee, runs the member side of the protocol (``offchain.protocol.job``) and finally
@@ -33,13 +34,18 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from offchain import eip712
-from offchain.beacon_node import BeaconService
-from offchain.chain.compile import compile_contracts
 from offchain.chain.market import ContractRevert, MarketClient
-from offchain.config import NodeConfig
-from offchain.datasource import DataSource, DataSourceError
-from offchain.envelope import (
+from offchain.devnet.compile import compile_contracts
+from offchain.encoding import eip712
+from offchain.encoding.fixedpoint import FixedPointError
+from offchain.encoding.query import QueryError, local_aggregates, parse_query
+from offchain.node.beacon import BeaconService
+from offchain.node.config import NodeConfig
+from offchain.node.datasource import DataSource, DataSourceError
+from offchain.node.follower import ChainFollower
+from offchain.node.transport import DeliveryError, PeerClient, make_app, serve
+from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal
+from offchain.wire.envelope import (
     EnvelopeError,
     Header,
     ReplayGuard,
@@ -47,11 +53,7 @@ from offchain.envelope import (
     open_envelope,
     seal,
 )
-from offchain.fixedpoint import FixedPointError
-from offchain.follower import ChainFollower
-from offchain.keys import NodeKeys
-from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal
-from offchain.protocol.messages import (
+from offchain.wire.job_payloads import (
     AgreePayload,
     DeclinePayload,
     OpenPayload,
@@ -64,9 +66,8 @@ from offchain.protocol.messages import (
     encode_payload,
     h32,
 )
-from offchain.query import QueryError, local_aggregates, parse_query
-from offchain.transcript import ROUND_ORDER, Transcript
-from offchain.transport import DeliveryError, PeerClient, make_app, serve
+from offchain.wire.keys import NodeKeys
+from offchain.wire.transcript import ROUND_ORDER, Transcript
 
 log = logging.getLogger("mpc.node")
 ROLE_PROVIDER_KINDS = ("share", "decline")

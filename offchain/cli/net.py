@@ -9,7 +9,7 @@ anvil, every node and the API answer; its processes keep running (detached) unti
 Errors print one line ``error: ...`` on stderr: exit status 2 for bad input (nothing was
 started), 1 for a failure (everything that was started was stopped again).
 
-Also runnable on its own: ``python -m offchain.cli_net up|down ...``.
+Also runnable on its own: ``python -m offchain.cli.net up|down ...``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from offchain.localnet import DEFAULT_STATE_DIR, LocalNetError, UpOptions, down, up
+from offchain.devnet.localnet import DEFAULT_STATE_DIR, LocalNetError, UpOptions, down, up
 
 err = Console(stderr=True)
 

@@ -4,7 +4,8 @@ Each committee member records every peer message it sent or received for a job (
 signed envelopes: ciphertexts, never plaintext). A message is keyed by (kind, sender, recipient),
 which the protocol makes unique within a job, so the set of leaves — and therefore the root — does
 not depend on arrival order. Leaves are the envelopes' keccak digests
-(``offchain.envelope.envelope_digest``), ordered by protocol round, then sender, then recipient.
+(``offchain.wire.envelope.envelope_digest``), ordered by protocol round, then sender, then
+recipient.
 
 The root is what the member signs in its EIP-712 ``ResultCommitment`` and what the chain records
 (folded into the job's proofHash). Anyone holding the transcript can recompute the root and check
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offchain.merkle import merkle_root
+from offchain.crypto.merkle import merkle_root
 
 #: Protocol rounds in order; a kind's position orders the transcript's leaves.
 ROUND_ORDER = ("share", "decline", "received", "agree", "open")

@@ -1,6 +1,7 @@
 """Plaintext payloads of the randomness beacon's peer messages, validated strictly on receipt.
 
-They travel in the same signed, encrypted envelopes as the job protocol (``offchain.envelope``),
+They travel in the same signed, encrypted envelopes as the job protocol
+(``offchain.wire.envelope``),
 with the round id in the header's ``job_id`` field and these kinds:
 
 - ``beacon_deal``     dealer -> node: the dealer's T+1 Pedersen commitment points and the
@@ -13,7 +14,7 @@ with the round id in the header's ``job_id`` field and these kinds:
 - ``beacon_recover``  member -> members: its share of a contribution whose owner withheld it.
 
 Field elements are 0x-hex below r; curve coordinates 0x-hex below the BN254 base prime p (the
-on-curve check happens in ``offchain.pedersen.decode_point``).
+on-curve check happens in ``offchain.crypto.pedersen.decode_point``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from offchain.pedersen import P
-from offchain.protocol.messages import (
+from offchain.crypto.pedersen import P
+from offchain.wire.job_payloads import (
     Address,
     FieldHex,
     Hash32,

@@ -155,7 +155,7 @@ def audit_command(
 
 
 def main() -> None:
-    """``python -m offchain.cli_audit JOB_ID ...`` (until the command is registered in cli)."""
+    """``python -m offchain.cli.audit JOB_ID ...`` (until the command is registered in cli)."""
     typer.run(audit_command)
 
 

@@ -24,7 +24,7 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from offchain.eip712 import Sig, _address, _bytes32, _digest, _recover, _sign, _uint256
+from offchain.encoding.eip712 import Sig, _address, _bytes32, _digest, _recover, _sign, _uint256
 
 __all__ = [
     "BEACON_COMMIT_TYPES",

@@ -28,18 +28,18 @@ from typing import Any
 
 from web3 import Web3
 
-from offchain import eip712
 from offchain.chain.beacon import BeaconClient
-from offchain.chain.compile import CompiledContract, compile_contracts
-from offchain.chain.devnet import Anvil, dev_accounts, wait_for_rpc
 from offchain.chain.market import TxResult, deploy_market
-from offchain.datasource import CsvSource, DataSourceError, open_source, write_sqlite
-from offchain.keys import NodeKeys
-from offchain.plaintext import plaintext_statistic
-from offchain.query import QueryError, StatisticError, parse_query, statistic
+from offchain.devnet.anvil import Anvil, dev_accounts, wait_for_rpc
+from offchain.devnet.compile import CompiledContract, compile_contracts
+from offchain.devnet.reference import plaintext_statistic
+from offchain.encoding import eip712
+from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
+from offchain.node.datasource import CsvSource, DataSourceError, open_source, write_sqlite
+from offchain.wire.keys import NodeKeys
 
 DATASET_NAME = "wdbc"
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "wdbc.csv"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "wdbc.csv"
 STAKE_WEI = 10**18
 PAYMENT_WEI = 3 * 10**16
 READY_TIMEOUT_S = 60.0

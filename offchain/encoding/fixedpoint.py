@@ -5,12 +5,13 @@ Values with at most ``SCALE_DIGITS = 12`` decimal places are therefore encoded e
 with more are rounded to the nearest multiple of ``10**-12`` (ties to even). Nothing goes through
 binary floating point, so ``0.1`` stays exactly ``0.1``.
 
-Why no aggregate wraps around R (see :mod:`offchain.field`): inputs satisfy ``|x| < MAX_ABS =
+Why no aggregate wraps around R (see :mod:`offchain.crypto.field`): inputs satisfy ``|x| < MAX_ABS =
 10**18``, so ``|encode(x)| <= MAX_ENCODED = 10**30``. A product of two encoded values (power 2,
 scale ``SCALE**2``) is at most ``10**60`` in absolute value, and a sum of up to ``MAX_TERMS =
 2**40`` such terms is at most ``2**40 * 10**60 ≈ 1.1e72 < R // 2 ≈ 1.09e76``. Sums of plain
 values (power 1) are far smaller still. So every such aggregate, computed in F_R, lifts back to
-the exact signed integer (:func:`offchain.field.to_signed`). The margin is asserted at import.
+the exact signed integer (:func:`offchain.crypto.field.to_signed`). The margin is asserted at
+import.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import re
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from fractions import Fraction
 
-from offchain.field import HALF_R
+from offchain.crypto.field import HALF_R
 
 SCALE_DIGITS = 12
 """Decimal places kept exactly."""

@@ -53,7 +53,7 @@ from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError as _EthValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from offchain.keys import SECP256K1_N
+from offchain.wire.keys import SECP256K1_N
 
 PROTOCOL_TAG = "mpc-market/peer/v1"
 HKDF_INFO = PROTOCOL_TAG.encode()

@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from offchain.datasource import DataSource, open_source
+from offchain.node.datasource import DataSource, open_source
 
 
 class ConfigError(ValueError):

@@ -19,7 +19,7 @@ from eth_utils.address import to_checksum_address
 
 from offchain.chain.beacon import BeaconClient, RoundStatus
 from offchain.chain.events import EventDecoder
-from offchain.demo import DemoError, DemoNetwork, DemoOptions, _receipt_tx, validate
+from offchain.devnet.network import DemoError, DemoNetwork, DemoOptions, _receipt_tx, validate
 from offchain.protocol.beacon import round_output
 from offchain.protocol.committee import eligible_from_events
 

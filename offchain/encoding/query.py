@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
-from offchain.fixedpoint import SCALE, FixedPointError, encode, parse_decimal
+from offchain.encoding.fixedpoint import SCALE, FixedPointError, encode, parse_decimal
 
 KINDS = ("count", "sum", "mean", "var", "std", "pearson", "histogram")
 MAX_BINS = 62  # the contract accepts at most 64 aggregates per job

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from offchain.fixedpoint import FixedPointError, parse_decimal
+from offchain.encoding.fixedpoint import FixedPointError, parse_decimal
 
 MAX_ROWS = 2**40  # fixed-point range analysis assumes no more rows than this in total
 

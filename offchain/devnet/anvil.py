@@ -43,7 +43,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from offchain.chain.compile import repo_root
+from offchain.devnet.compile import repo_root
 
 __all__ = [
     "ANVIL_MNEMONIC",

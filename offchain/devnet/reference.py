@@ -1,6 +1,6 @@
 """The same statistics computed in the clear over a whole file: the demo's reference answer.
 
-Deliberately independent of ``offchain.query``'s aggregate arithmetic: it uses Python's
+Deliberately independent of ``offchain.encoding.query``'s aggregate arithmetic: it uses Python's
 ``statistics`` module on float values (``statistics.variance`` is exact for floats, ``correlation``
 uses compensated sums) and ``bisect`` for histograms, so a bug in the MPC path's fixed-point or
 moment formulas shows up as a mismatch instead of being reproduced.
@@ -14,14 +14,15 @@ import statistics
 from collections.abc import Sequence
 from decimal import Decimal
 
-from offchain.query import QuerySpec, StatisticError
+from offchain.encoding.query import QuerySpec, StatisticError
 
 
 def plaintext_statistic(spec: QuerySpec,
                         rows: Sequence[Sequence[Decimal]]) -> int | float | list[int]:
     """The statistic of ``spec`` over ``rows`` (values of spec.columns per row).
 
-    Raises StatisticError where the statistic is undefined (as ``offchain.query.statistic``).
+    Raises StatisticError where the statistic is undefined (as
+    ``offchain.encoding.query.statistic``).
     """
     if spec.kind == "count":
         return len(rows)

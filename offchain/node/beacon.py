@@ -2,7 +2,7 @@
 
 Driven by chain events from the follower (RoundOpened, RoundCommitted, ContributionOpened,
 RoundFinalized, RoundFailed, RandomnessRequested, JobPosted) and by peer messages
-(``offchain.protocol.beacon_messages``), it runs ``offchain.protocol.beacon.BeaconRound`` for
+(``offchain.wire.beacon_payloads``), it runs ``offchain.protocol.beacon.BeaconRound`` for
 every round this node was Active at: deal, verify and report, agree on Q (the round's leader
 proposes and submits the commit), reveal (the leader batches; a member whose contribution is not
 on chain soon after submits it itself), recover withheld contributions after the reveal phase,
@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from web3 import Web3
 
-from offchain import eip712_beacon, pedersen
 from offchain.chain.beacon import BeaconClient, Opening, RoundStatus
 from offchain.chain.market import ContractRevert, TransactionFailed
-from offchain.eip712 import Sig
-from offchain.envelope import Header, seal
-from offchain.field import R
+from offchain.crypto import pedersen
+from offchain.crypto.field import R
+from offchain.encoding import eip712_beacon
+from offchain.encoding.eip712 import Sig
+from offchain.node.transport import DeliveryError
 from offchain.protocol.beacon import BeaconRound, Complaint, leader_of
-from offchain.protocol.beacon_messages import (
+from offchain.protocol.job import ProtocolError
+from offchain.wire.beacon_payloads import (
     BeaconDealPayload,
     BeaconOpenPayload,
     BeaconProposePayload,
@@ -42,12 +44,11 @@ from offchain.protocol.beacon_messages import (
     ComplaintModel,
     decode_beacon_payload,
 )
-from offchain.protocol.job import ProtocolError
-from offchain.protocol.messages import PayloadError, SigModel, _Payload, encode_payload, h32
-from offchain.transport import DeliveryError
+from offchain.wire.envelope import Header, seal
+from offchain.wire.job_payloads import PayloadError, SigModel, _Payload, encode_payload, h32
 
 if TYPE_CHECKING:
-    from offchain.node import Node
+    from offchain.node.main import Node
 
 log = logging.getLogger("mpc.beacon")
 ROUND_RETENTION_S = 60.0  # how long a settled round's state is kept (late messages, settling)

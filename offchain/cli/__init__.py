@@ -28,12 +28,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from offchain.chain.compile import CompilerError
-from offchain.config import ConfigError, NodeConfig, load_config
-from offchain.demo import DEFAULT_DATA, DemoError, DemoOptions, DemoResult, run_demo, validate
+from offchain.devnet.compile import CompilerError
+from offchain.devnet.network import (
+    DEFAULT_DATA,
+    DemoError,
+    DemoOptions,
+    DemoResult,
+    run_demo,
+    validate,
+)
+from offchain.node.config import ConfigError, NodeConfig, load_config
 
 if TYPE_CHECKING:
-    from offchain.randomness import RandomnessResult
+    from offchain.devnet.randomness import RandomnessResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Blockchain-anchored secure multi-party computation market.")
@@ -157,7 +164,7 @@ def randomness(
 ) -> None:
     """Run one randomness-beacon round on a local network and show its output, participants,
     who revealed, who was recovered, and the gas used."""
-    from offchain.randomness import run_randomness
+    from offchain.devnet.randomness import run_randomness
 
     opts = DemoOptions(providers=participants, committee=3, rpc_url=rpc_url,
                        beacon_withhold=withhold, beacon_bad_share=bad_share)
@@ -182,7 +189,7 @@ def keygen(
 ) -> None:
     """Create a node key file: an Ethereum key (identity, signatures) and an X25519 key
     (peer-message encryption), both from the OS CSPRNG. Prints the node's address."""
-    from offchain.keys import NodeKeys
+    from offchain.wire.keys import NodeKeys
 
     if out.exists() and not force:
         _fail(f"{out} exists; use --force to overwrite it")
@@ -196,8 +203,8 @@ def _check_node_config(cfg: NodeConfig) -> None:
     contract at the market address."""
     from web3 import Web3
 
-    from offchain.chain.devnet import wait_for_rpc
-    from offchain.keys import KeyFileError, NodeKeys
+    from offchain.devnet.anvil import wait_for_rpc
+    from offchain.wire.keys import KeyFileError, NodeKeys
 
     try:
         NodeKeys.load(cfg.keys_file)
@@ -220,7 +227,7 @@ def node(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a provider node from a config file until SIGTERM/SIGINT."""
-    from offchain.node import NodeStartError, run_node
+    from offchain.node.main import NodeStartError, run_node
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -243,9 +250,9 @@ def node(
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (persistent network, buyer CLI, audit)."""
-    from offchain.cli_audit import audit_command
-    from offchain.cli_job import job_app
-    from offchain.cli_net import down_command, up_command
+    from offchain.cli.audit import audit_command
+    from offchain.cli.job import job_app
+    from offchain.cli.net import down_command, up_command
 
     app.command("up")(up_command)
     app.command("down")(down_command)

@@ -3,7 +3,8 @@
 The server side is a Starlette app served by uvicorn, which binds the port itself (port 0 picks a
 free one; ``serve`` returns it so the node can register its endpoint on chain); the client side is
 an ``httpx.AsyncClient`` with keep-alive connections. The transport moves opaque envelopes only:
-authentication, decryption, replay and role checks happen in the node (``offchain.node``), which
+authentication, decryption, replay and role checks happen in the node (``offchain.node.main``),
+which
 answers with one of the statuses below.
 
     POST /v1/peer        body: envelope JSON (<= MAX_BODY_BYTES)
@@ -12,7 +13,7 @@ answers with one of the statuses below.
         409  replayed message              413  body too large
     GET  /v1/health      200 {"address": ..., "jobs": n}
     GET  /v1/transcripts/{job_id}
-        200  the node's saved transcript of the job (``offchain.transcript`` JSON: envelope
+        200  the node's saved transcript of the job (``offchain.wire.transcript`` JSON: envelope
              digests and sealed envelopes, never plaintext), for auditors (``offchain.audit``)
         404  no transcript for that job (or job_id not a uint256)
 """
@@ -34,7 +35,7 @@ MAX_BODY_BYTES = 1 << 20
 RETRY_STATUSES = (404,)
 
 #: handle(raw envelope bytes) -> (HTTP status, short reason). The body is handed over unparsed:
-#: ``offchain.envelope`` bounds its size and nesting before any JSON parsing (eth-account's
+#: ``offchain.wire.envelope`` bounds its size and nesting before any JSON parsing (eth-account's
 #: dependencies raise the recursion limit, so ``json.loads`` of deeply nested input could
 #: overflow the C stack).
 EnvelopeHandler = Callable[[bytes], Awaitable[tuple[int, str]]]

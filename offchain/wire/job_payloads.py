@@ -1,6 +1,6 @@
 """Plaintext payloads of the job protocol's peer messages, validated strictly on receipt.
 
-Every payload travels inside an envelope (``offchain.envelope``) that is encrypted to the
+Every payload travels inside an envelope (``offchain.wire.envelope``) that is encrypted to the
 recipient's registered X25519 key and signed by the sender's Ethereum key; the envelope header
 carries the chain, contract, job, kind, sender and recipient. These models validate what is inside:
 field elements in [0, R), 32-byte hashes, checksum addresses, ECDSA signature parts.
@@ -26,8 +26,8 @@ from typing import Annotated, Any
 from eth_utils.address import is_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from offchain.eip712 import Sig
-from offchain.field import R
+from offchain.crypto.field import R
+from offchain.encoding.eip712 import Sig
 
 MAX_VECTOR = 64
 

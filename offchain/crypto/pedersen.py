@@ -3,7 +3,7 @@
 Source: T. P. Pedersen, "Non-interactive and information-theoretic secure verifiable secret
 sharing", CRYPTO '91 (LNCS 576). The curve is the one behind the EVM precompiles 0x06/0x07
 (EIP-196): ``y^2 = x^3 + 3`` over F_P, generator ``G = (1, 2)``, prime group order ``R``
-(:data:`offchain.field.R`) and cofactor 1, so every affine point on the curve lies in G1.
+(:data:`offchain.crypto.field.R`) and cofactor 1, so every affine point on the curve lies in G1.
 
 Shapes and fields:
 
@@ -55,8 +55,8 @@ from eth_utils.crypto import keccak
 from fastecdsa.curve import Curve
 from fastecdsa.point import Point
 
-from offchain.field import R, _check_element
-from offchain.shamir import SharingError, reconstruct_vector
+from offchain.crypto.field import R, _check_element
+from offchain.crypto.shamir import SharingError, reconstruct_vector
 
 P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 """The BN254 base field modulus (``P ≡ 3 mod 4``); point coordinates are in ``[0, P)``."""
@@ -157,7 +157,7 @@ def deal(secret: int, salt: int, threshold: int, xs: Sequence[int]) -> Dealing:
     commitments and one share per ``x`` (in the order of ``xs``); all other coefficients are
     uniform in F_R.
 
-    Raises :class:`~offchain.shamir.SharingError` (a ``ValueError``) if ``threshold < 1``, an
+    Raises :class:`~offchain.crypto.shamir.SharingError` (a ``ValueError``) if ``threshold < 1``, an
     ``x`` is not an int in ``[1, R)``, ``xs`` has duplicates or fewer than ``T + 1`` entries;
     ``TypeError``/``ValueError`` if ``secret`` or ``salt`` is not an element of F_R.
     """
@@ -206,13 +206,14 @@ def reconstruct(shares: Mapping[int, tuple[int, int]], threshold: int) -> tuple[
     ``shares`` maps evaluation points (distinct ints in ``[1, R)``) to ``(f(x), g(x))``
     (elements of F_R). The ``T + 1`` smallest ``x`` form the Lagrange basis; every further share
     is checked against the interpolated polynomials (via
-    :func:`offchain.shamir.reconstruct_vector`). Shares should be verified with
+    :func:`offchain.crypto.shamir.reconstruct_vector`). Shares should be verified with
     :func:`verify_share` first: with exactly ``T + 1`` shares a bad one is not detected here and
     yields a wrong pair (which then fails :func:`check_opening`).
 
-    Raises :class:`~offchain.shamir.SharingError` if ``threshold < 1``, fewer than ``T + 1``
+    Raises :class:`~offchain.crypto.shamir.SharingError` if ``threshold < 1``, fewer than ``T + 1``
     shares are given or an ``x``/value is invalid;
-    :class:`~offchain.shamir.InconsistentSharesError` if an extra share is off the polynomial.
+    :class:`~offchain.crypto.shamir.InconsistentSharesError` if an extra share is off the
+    polynomial.
     """
     _check_threshold(threshold)
     secret, salt = reconstruct_vector({x: list(v) for x, v in shares.items()}, threshold)

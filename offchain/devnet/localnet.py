@@ -52,11 +52,10 @@ from typing import Any
 import httpx
 from web3 import Web3
 
-from offchain.chain.compile import CompilerError, compile_contracts
-from offchain.chain.devnet import AnvilError, anvil_binary, dev_accounts, start_detached
 from offchain.chain.market import deploy_market
-from offchain.datasource import CsvSource, DataSourceError
-from offchain.demo import (
+from offchain.devnet.anvil import AnvilError, anvil_binary, dev_accounts, start_detached
+from offchain.devnet.compile import CompilerError, compile_contracts
+from offchain.devnet.network import (
     DEFAULT_DATA,
     DEVNET_ARGS,
     PHASE_BLOCKS,
@@ -66,7 +65,8 @@ from offchain.demo import (
     _transfer,
     split_rows,
 )
-from offchain.fixedpoint import FixedPointError, parse_decimal
+from offchain.encoding.fixedpoint import FixedPointError, parse_decimal
+from offchain.node.datasource import CsvSource, DataSourceError
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -88,7 +88,7 @@ READY_TIMEOUT_S = 60.0  # every node and the API must be ready within this
 STOP_TIMEOUT_S = 10.0  # SIGTERM -> SIGKILL
 ANVIL_STOP_TIMEOUT_S = 30.0  # anvil writes its state file on SIGTERM: give it time
 MIN_NODE_BALANCE_WEI = STAKE_WEI // 2  # resumed nodes below this get STAKE_WEI more for gas
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 Say = Callable[[str], None]
 

@@ -1,0 +1,5 @@
+"""``python -m offchain.cli`` runs the ``mpc-market`` command line."""
+
+from offchain.cli import main
+
+main()
