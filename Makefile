@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -28,6 +28,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The unit tier alone (no chain, no processes): seconds.
+test-fast: install
+	$(BIN)/pytest -q -m unit
 
 lint: install
 	$(BIN)/ruff check offchain api tests scripts

@@ -25,8 +25,8 @@ from offchain.chain.market import JobStatus
 from offchain.chain.tx import DEFAULT_TIP_WEI, ContractRevert, ErrorDecoder, TxResult, TxSender
 from offchain.devnet.compile import CompiledContract, compile_contracts
 from offchain.encoding.query import parse_query, statistic
-from tests.beacon_driver import rpc
-from tests.conftest import MIN_PAYMENT_WEI, Env, callback_gas, reverts
+from tests.helpers.beacon_driver import rpc
+from tests.helpers.env import MIN_PAYMENT_WEI, Env, callback_gas, reverts
 
 GWEI = 10**9
 STATS_GAS = 120_000  # StatsConsumer.CALLBACK_GAS

@@ -44,7 +44,7 @@ from offchain.cli.audit import audit_command, load_deployment
 from offchain.devnet.compile import compile_contracts
 from offchain.devnet.network import DemoNetwork, DemoOptions, DemoResult, validate
 from offchain.encoding import eip712
-from tests.conftest import MIN_PAYMENT_WEI, Env
+from tests.helpers.env import MIN_PAYMENT_WEI, Env
 
 Event = dict[str, Any]
 

@@ -44,8 +44,8 @@ from eth_utils.crypto import keccak
 
 from offchain.chain.beacon import BeaconClient
 from offchain.chain.market import MarketClient
-from tests.beacon_driver import expected_output, plan_round
-from tests.conftest import MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
+from tests.helpers.beacon_driver import expected_output, plan_round
+from tests.helpers.env import MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
 
 SEED_TAG = keccak(b"MPCMarket.committee")  # JobMarket.COMMITTEE_SEED_TAG
 

@@ -19,9 +19,9 @@ from offchain.devnet.anvil import dev_accounts
 from offchain.devnet.network import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
 from offchain.encoding import eip712
 from offchain.wire.envelope import Header, seal
+from tests.helpers.paths import ROOT
 
 EXE = str(Path(sys.executable).parent / "mpc-market")
-ROOT = Path(__file__).resolve().parent.parent
 
 QUERIES = [
     "count",

@@ -15,8 +15,7 @@ from offchain.node.datasource import (
     open_source,
     write_sqlite,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -47,17 +47,17 @@ def header(sender: NodeKeys = ALICE, recipient: NodeKeys = BOB, **kw: Any) -> He
     return Header(**fields)
 
 
-def open_as(node: NodeKeys, env: Any, chain_id: int = CHAIN,
+def open_as(node: NodeKeys, sealed: Any, chain_id: int = CHAIN,
             contract: str = CONTRACT) -> tuple[Header, bytes]:
-    return open_envelope(env, recipient=node.address, recipient_key=node.x25519,
+    return open_envelope(sealed, recipient=node.address, recipient_key=node.x25519,
                          chain_id=chain_id, contract=contract)
 
 
-def resign(env: dict[str, Any], signer: NodeKeys) -> dict[str, Any]:
-    """Re-sign ``env`` (after a modification) with ``signer``'s key."""
-    digest = envelope_digest(env)
+def resign(sealed: dict[str, Any], signer: NodeKeys) -> dict[str, Any]:
+    """Re-sign ``sealed`` (after a modification) with ``signer``'s key."""
+    digest = envelope_digest(sealed)
     sig = signer.eth.sign_message(encode_defunct(primitive=digest)).signature
-    return {**env, "signature": "0x" + bytes(sig).hex()}
+    return {**sealed, "signature": "0x" + bytes(sig).hex()}
 
 
 def flip(hex_str: str, pos: int = -1) -> str:
@@ -78,16 +78,16 @@ def flip(hex_str: str, pos: int = -1) -> str:
 )
 def test_round_trip(plaintext: bytes, kind: str, job_id: int, as_bytes: bool) -> None:
     h = header(kind=kind, job_id=job_id)
-    env = seal(h, plaintext, ALICE.eth, BOB.enc_public_key)
-    raw: Any = json.dumps(env).encode() if as_bytes else env
+    sealed = seal(h, plaintext, ALICE.eth, BOB.enc_public_key)
+    raw: Any = json.dumps(sealed).encode() if as_bytes else sealed
     got_header, got = open_as(BOB, raw)
     assert got == plaintext
     assert got_header == h
     # the transcript digest is what the sender signed, for bytes and dict forms alike
     digest = envelope_digest(raw)
-    assert digest == envelope_digest(env)
+    assert digest == envelope_digest(sealed)
     signer = Account.recover_message(encode_defunct(primitive=digest),
-                                     signature=bytes.fromhex(str(env["signature"])[2:]))
+                                     signature=bytes.fromhex(str(sealed["signature"])[2:]))
     assert signer == ALICE.address
 
 
@@ -99,8 +99,8 @@ def test_fresh_randomness_per_message() -> None:
 
 
 def test_contract_and_recipient_given_in_any_case() -> None:
-    env = seal(header(), b"x", ALICE.eth, BOB.enc_public_key)
-    got = open_envelope(env, recipient=BOB.address.lower(), recipient_key=BOB.x25519,
+    sealed = seal(header(), b"x", ALICE.eth, BOB.enc_public_key)
+    got = open_envelope(sealed, recipient=BOB.address.lower(), recipient_key=BOB.x25519,
                         chain_id=CHAIN, contract=CONTRACT.lower())
     assert got[1] == b"x"
 
@@ -109,69 +109,69 @@ def test_contract_and_recipient_given_in_any_case() -> None:
 
 
 @pytest.fixture
-def env() -> dict[str, Any]:
+def sealed() -> dict[str, Any]:
     return dict(seal(header(), b"secret share", ALICE.eth, BOB.enc_public_key))
 
 
 @pytest.mark.parametrize("field", ["ciphertext", "nonce", "eph_pub"])
-def test_tampered_signed_bytes_fail_signature(env: dict[str, Any], field: str) -> None:
+def test_tampered_signed_bytes_fail_signature(sealed: dict[str, Any], field: str) -> None:
     with pytest.raises(BadSignature):
-        open_as(BOB, {**env, field: flip(env[field])})
+        open_as(BOB, {**sealed, field: flip(sealed[field])})
 
 
 @pytest.mark.parametrize(
     "change", [{"kind": "other"}, {"job_id": 8}, {"sender": CAROL.address}]
 )
-def test_tampered_header_fails_signature(env: dict[str, Any], change: dict[str, Any]) -> None:
+def test_tampered_header_fails_signature(sealed: dict[str, Any], change: dict[str, Any]) -> None:
     with pytest.raises(BadSignature):
-        open_as(BOB, {**env, **change})
+        open_as(BOB, {**sealed, **change})
 
 
 def test_redirected_to_us_fails_signature() -> None:
-    env = seal(header(recipient=CAROL), b"for carol", ALICE.eth, CAROL.enc_public_key)
+    sealed = seal(header(recipient=CAROL), b"for carol", ALICE.eth, CAROL.enc_public_key)
     with pytest.raises(BadSignature):
-        open_as(BOB, {**env, "recipient": BOB.address})
+        open_as(BOB, {**sealed, "recipient": BOB.address})
 
 
 @pytest.mark.parametrize("pos", [0, 40, 64])
-def test_tampered_signature(env: dict[str, Any], pos: int) -> None:
+def test_tampered_signature(sealed: dict[str, Any], pos: int) -> None:
     with pytest.raises(BadSignature):
-        open_as(BOB, {**env, "signature": flip(env["signature"], pos)})
+        open_as(BOB, {**sealed, "signature": flip(sealed["signature"], pos)})
 
 
-def test_high_s_signature_rejected(env: dict[str, Any]) -> None:
-    sig = bytes.fromhex(env["signature"][2:])
+def test_high_s_signature_rejected(sealed: dict[str, Any]) -> None:
+    sig = bytes.fromhex(sealed["signature"][2:])
     s = int.from_bytes(sig[32:64], "big")
     malleated = sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
     # eth-account itself accepts the high-s twin; the envelope layer must not.
-    assert Account.recover_message(encode_defunct(primitive=envelope_digest(env)),
+    assert Account.recover_message(encode_defunct(primitive=envelope_digest(sealed)),
                                    signature=malleated) == ALICE.address
     with pytest.raises(BadSignature, match="canonical"):
-        open_as(BOB, {**env, "signature": "0x" + malleated.hex()})
+        open_as(BOB, {**sealed, "signature": "0x" + malleated.hex()})
 
 
-def test_signed_by_someone_else(env: dict[str, Any]) -> None:
+def test_signed_by_someone_else(sealed: dict[str, Any]) -> None:
     with pytest.raises(BadSignature, match="not by the header's sender"):
-        open_as(BOB, resign(env, MALLORY))
+        open_as(BOB, resign(sealed, MALLORY))
     # Mallory's own message relabelled as Alice's
     forged = seal(header(sender=MALLORY), b"evil", MALLORY.eth, BOB.enc_public_key)
     with pytest.raises(BadSignature):
         open_as(BOB, {**forged, "sender": ALICE.address})
 
 
-def test_signed_garbage_is_tampered(env: dict[str, Any]) -> None:
+def test_signed_garbage_is_tampered(sealed: dict[str, Any]) -> None:
     # The sender itself signed a ciphertext that does not decrypt: authentic but undecryptable.
     with pytest.raises(Tampered):
-        open_as(BOB, resign({**env, "ciphertext": flip(env["ciphertext"])}, ALICE))
+        open_as(BOB, resign({**sealed, "ciphertext": flip(sealed["ciphertext"])}, ALICE))
     low_order = "0x" + bytes(32).hex()
     with pytest.raises(Tampered):
-        open_as(BOB, resign({**env, "eph_pub": low_order}, ALICE))
+        open_as(BOB, resign({**sealed, "eph_pub": low_order}, ALICE))
 
 
 def test_encrypted_to_the_wrong_key() -> None:
-    env = seal(header(), b"x", ALICE.eth, CAROL.enc_public_key)  # header says Bob
+    sealed = seal(header(), b"x", ALICE.eth, CAROL.enc_public_key)  # header says Bob
     with pytest.raises(Tampered):
-        open_as(BOB, env)
+        open_as(BOB, sealed)
 
 
 def test_seal_refuses_bad_arguments() -> None:
@@ -190,16 +190,16 @@ def test_seal_refuses_bad_arguments() -> None:
 # ---------------------------------------------------------------- addressing
 
 
-def test_wrong_recipient(env: dict[str, Any]) -> None:
+def test_wrong_recipient(sealed: dict[str, Any]) -> None:
     with pytest.raises(Misaddressed):
-        open_as(CAROL, env)
+        open_as(CAROL, sealed)
 
 
-def test_wrong_chain_or_contract(env: dict[str, Any]) -> None:
+def test_wrong_chain_or_contract(sealed: dict[str, Any]) -> None:
     with pytest.raises(Misaddressed):
-        open_as(BOB, env, chain_id=1)
+        open_as(BOB, sealed, chain_id=1)
     with pytest.raises(Misaddressed):
-        open_as(BOB, env, contract=Account.create().address)
+        open_as(BOB, sealed, contract=Account.create().address)
 
 
 def test_replay_guard() -> None:
@@ -223,14 +223,14 @@ def test_replay_guard() -> None:
 # ---------------------------------------------------------------- malformed input
 
 
-def test_size_limits(env: dict[str, Any]) -> None:
+def test_size_limits(sealed: dict[str, Any]) -> None:
     big = seal(header(), bytes(MAX_PLAINTEXT_BYTES), ALICE.eth, BOB.enc_public_key)
     raw = json.dumps(big).encode()
     assert len(raw) <= MAX_ENVELOPE_BYTES
     assert open_as(BOB, raw)[1] == bytes(MAX_PLAINTEXT_BYTES)
     with pytest.raises(Malformed, match="exceeds"):
         open_as(BOB, raw + b" " * (MAX_ENVELOPE_BYTES - len(raw) + 1))
-    oversize = {**env, "ciphertext": "0x" + "00" * (MAX_ENVELOPE_BYTES // 2)}
+    oversize = {**sealed, "ciphertext": "0x" + "00" * (MAX_ENVELOPE_BYTES // 2)}
     with pytest.raises(Malformed):
         open_as(BOB, oversize)
 
@@ -254,16 +254,16 @@ def test_garbage(raw: Any) -> None:
      {"nonce": "0x00"}, {"eph_pub": None}, {"signature": "0x" + "AB" * 65},
      {"ciphertext": "0x" + "00" * 15}, {"ciphertext": "0x0"}, {"extra": 1}],
 )
-def test_schema_violations(env: dict[str, Any], change: dict[str, Any]) -> None:
+def test_schema_violations(sealed: dict[str, Any], change: dict[str, Any]) -> None:
     with pytest.raises(Malformed):
-        open_as(BOB, {**env, **change})
+        open_as(BOB, {**sealed, **change})
     with pytest.raises(Malformed):
-        envelope_digest({**env, **change})
+        envelope_digest({**sealed, **change})
 
 
-def test_missing_field(env: dict[str, Any]) -> None:
-    for name in env:
-        partial = {k: v for k, v in env.items() if k != name}
+def test_missing_field(sealed: dict[str, Any]) -> None:
+    for name in sealed:
+        partial = {k: v for k, v in sealed.items() if k != name}
         with pytest.raises(Malformed):
             open_as(BOB, partial)
 

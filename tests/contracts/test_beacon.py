@@ -32,7 +32,7 @@ from offchain.encoding.eip712_beacon import (
     participants_hash,
     sign_beacon_commit,
 )
-from tests.beacon_driver import (
+from tests.helpers.beacon_driver import (
     RoundRun,
     expected_output,
     mine,
@@ -44,7 +44,7 @@ from tests.beacon_driver import (
     run_round,
     seed_job,
 )
-from tests.conftest import (
+from tests.helpers.env import (
     EXIT_DELAY_S,
     MIN_PAYMENT_WEI,
     MIN_STAKE_WEI,

@@ -18,7 +18,7 @@ from web3.exceptions import ContractCustomError
 from offchain.chain.market import decode_revert
 from offchain.devnet.compile import compile_contracts
 from offchain.encoding import eip712
-from tests.conftest import EXIT_DELAY_S, MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
+from tests.helpers.env import EXIT_DELAY_S, MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
 
 
 @pytest.fixture(scope="module")

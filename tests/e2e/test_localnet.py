@@ -33,8 +33,8 @@ from offchain.devnet.localnet import UpOptions, api_available, down, up
 from offchain.devnet.network import PAYMENT_WEI, _transfer
 from offchain.encoding import eip712
 from offchain.wire.keys import NodeKeys
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HAVE_API = api_available()
 MANIFEST_KEYS = {"chain_id", "rpc_url", "api_url", "contracts", "nodes", "datasets",
                  "state_dir", "started_at"}

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from offchain.wire.keys import NodeKeys
-from tests.conftest import MIN_STAKE_WEI, Env
+from tests.helpers.env import MIN_STAKE_WEI, Env
 
 EXE = str(Path(sys.executable).parent / "mpc-market")
 

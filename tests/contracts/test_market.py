@@ -19,8 +19,8 @@ from offchain.chain.market import (
 from offchain.devnet.anvil import Anvil, AnvilError, dev_accounts, wait_for_rpc
 from offchain.devnet.compile import CompilerNotInstalledError, compile_contracts
 from offchain.encoding import eip712
-from tests.beacon_driver import mine_until, seed_job
-from tests.conftest import (
+from tests.helpers.beacon_driver import mine_until, seed_job
+from tests.helpers.env import (
     EXIT_DELAY_S,
     MAX_TIMEOUT_S,
     MIN_PAYMENT_WEI,
