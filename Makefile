@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint abi bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -36,7 +36,14 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check offchain api tests scripts
 	$(BIN)/mypy
-	$(BIN)/mypy tests/test_api.py tests/test_api_fuzz.py
+	$(BIN)/mypy tests/api/test_api.py tests/api/test_api_fuzz.py
+	node_modules/.bin/solhint --noPrompt --max-warnings 0 'contracts/**/*.sol'
+	node_modules/.bin/prettier --check 'contracts/**/*.sol'
+	$(BIN)/python -m offchain.devnet.compile --check
+
+# Regenerate the shipped MPCMarket artifact (offchain/chain/abi/MPCMarket.json) from contracts/.
+abi: install
+	$(BIN)/python -m offchain.devnet.compile --write-abi
 
 bench: install
 	$(BIN)/python scripts/bench_demo.py $(ARGS)

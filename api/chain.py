@@ -21,9 +21,9 @@ from web3.exceptions import ProviderConnectionError, TimeExhausted
 
 from api.models import Manifest
 from api.problems import ProblemError
+from offchain.chain.artifacts import market_abi
 from offchain.chain.market import MarketClient, MarketConfig
 from offchain.chain.tx import ErrorDecoder
-from offchain.devnet.compile import compile_contracts
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class Chain:
                                          request_kwargs={"timeout": RPC_TIMEOUT_S},
                                          exception_retry_configuration=None))
         self.abi: list[dict[str, Any]] = abi if abi is not None else \
-            compile_contracts()["MPCMarket"].abi
+            market_abi()
         self.errors = ErrorDecoder(self.abi)
         self._market: MarketClient | None = None
         self._config: MarketConfig | None = None

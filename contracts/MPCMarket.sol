@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {NodeRegistry} from "./NodeRegistry.sol";
-import {JobMarket} from "./JobMarket.sol";
-import {RandomnessBeacon} from "./RandomnessBeacon.sol";
+import {NodeRegistry} from "./core/NodeRegistry.sol";
+import {JobMarket} from "./core/JobMarket.sol";
+import {RandomnessBeacon} from "./core/RandomnessBeacon.sol";
 
-/// @title MPCMarket — node registry and job market in one contract
-/// @notice Deployed contract of MPC Market: NodeRegistry (staked PKI) + JobMarket (escrowed,
-///         t+1-signature-finalized MPC jobs). One contract, so signature and registry checks need
-///         no cross-contract calls.
+/// @title MPCMarket — node registry, job market and randomness beacon in one contract
+/// @notice The deployed contract of MPC Market: core/NodeRegistry (staked PKI) + core/JobMarket
+///         (escrowed, t+1-signature-finalized MPC jobs) + core/RandomnessBeacon (the
+///         commit/reveal/recover beacon that seeds committees). One contract, so signature and
+///         registry checks need no cross-contract calls. typeAndVersion() names the build.
 contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
     /// @notice exitDelayS must exceed maxTimeoutS so that a committee member cannot withdraw its
     ///         stake before a job it serves has ended.
-    error InvalidConfiguration(uint256 exitDelayS, uint256 maxTimeoutS);
+    /// @param exitDelayS The exit delay asked for (seconds).
+    /// @param maxTimeoutS The longest job timeout asked for (seconds).
+    error MarketInvalidConfiguration(uint256 exitDelayS, uint256 maxTimeoutS);
 
     /// @param minStakeWei_ Minimal node stake (wei).
     /// @param exitDelayS_ Seconds from requestExit() to the earliest withdrawStake().
@@ -21,7 +25,7 @@ contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
     /// @param phaseBlocks_ Length of each beacon phase (commit, reveal, recovery) in blocks.
     /// @param randomnessFeeWei_ Price of one randomness request (wei).
     /// @param beaconSlashWei_ Stake seized from a beacon participant that withheld its reveal.
-    /// @dev Reverts InvalidConfiguration(exitDelayS, maxTimeoutS) if exitDelayS_ <= maxTimeoutS_.
+    /// @dev Reverts MarketInvalidConfiguration(exitDelayS, maxTimeoutS) if exitDelayS_ <= maxTimeoutS_.
     constructor(
         uint96 minStakeWei_,
         uint40 exitDelayS_,
@@ -35,19 +39,21 @@ contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
         JobMarket(minPaymentWei_, maxTimeoutS_)
         RandomnessBeacon(phaseBlocks_, randomnessFeeWei_, beaconSlashWei_)
     {
-        if (exitDelayS_ <= maxTimeoutS_) revert InvalidConfiguration(exitDelayS_, maxTimeoutS_);
+        if (exitDelayS_ <= maxTimeoutS_) revert MarketInvalidConfiguration(exitDelayS_, maxTimeoutS_);
+    }
+
+    /// @notice Contract type and version of this build, Chainlink's typeAndVersion convention:
+    ///         "MPCMarket <major>.<minor>.<patch>" (the version in every contracts/ file header).
+    ///         Not the EIP-712 domain version, which is "1".
+    function typeAndVersion() external pure returns (string memory) {
+        return "MPCMarket 0.2.0";
     }
 
     function _isActiveNode(address node) internal view override(JobMarket, RandomnessBeacon) returns (bool) {
         return _statusOf(node) == NodeStatus.Active;
     }
 
-    function _isRegisteredNode(address node)
-        internal
-        view
-        override(JobMarket, RandomnessBeacon)
-        returns (bool)
-    {
+    function _isRegisteredNode(address node) internal view override(JobMarket, RandomnessBeacon) returns (bool) {
         return _statusOf(node) != NodeStatus.None;
     }
 
@@ -67,7 +73,9 @@ contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
         return _requestRound();
     }
 
-    function _roundSeed(uint256 roundId)
+    function _roundSeed(
+        uint256 roundId
+    )
         internal
         view
         override
@@ -82,12 +90,9 @@ contract MPCMarket is NodeRegistry, JobMarket, RandomnessBeacon {
         return callbackGasPriceWei();
     }
 
-    function _eligibleNodesAt(uint256 snapshotBlock)
-        internal
-        view
-        override(NodeRegistry, JobMarket)
-        returns (address[] memory)
-    {
+    function _eligibleNodesAt(
+        uint256 snapshotBlock
+    ) internal view override(NodeRegistry, JobMarket) returns (address[] memory) {
         return NodeRegistry._eligibleNodesAt(snapshotBlock);
     }
 }

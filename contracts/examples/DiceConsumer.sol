@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {IRandomnessBeacon} from "../IRandomnessConsumer.sol";
-import {RandomnessConsumerBase} from "../RandomnessConsumerBase.sol";
+import {IRandomnessBeacon} from "../interfaces/IRandomnessConsumer.sol";
+import {RandomnessConsumerBase} from "../consumers/RandomnessConsumerBase.sol";
 
 /// @title DiceConsumer — example: roll a die with the MPC Market beacon
 /// @notice roll() (payable: the beacon fee) requests a value; the beacon calls back and the die

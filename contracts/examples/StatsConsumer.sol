@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {IMPCJobMarket} from "../IMPCJobConsumer.sol";
-import {MPCJobConsumerBase} from "../MPCJobConsumerBase.sol";
+import {IMPCJobMarket} from "../interfaces/IMPCJobConsumer.sol";
+import {MPCJobConsumerBase} from "../consumers/MPCJobConsumerBase.sol";
 
 /// @title StatsConsumer — example: a contract that buys the mean of a column with an MPC job
 /// @notice requestMean(...) (payable: escrow plus callback fee) posts the job "mean:COLUMN" over a
@@ -43,9 +44,13 @@ contract StatsConsumer is MPCJobConsumerBase {
 
     /// @notice The callback got an aggregate vector that is not [n >= 0, S1] (the job's
     ///         committee did not answer a mean query); the market records the callback as failed.
-    error UnexpectedAggregates(uint256 jobId);
-    error NotPending(uint256 jobId);
-    error RefundFailed();
+    /// @param jobId The job.
+    error StatsUnexpectedAggregates(uint256 jobId);
+    /// @notice reclaim for a job that is not a Pending mean request of this contract.
+    /// @param jobId The job.
+    error StatsNotPending(uint256 jobId);
+    /// @notice The requester refused the refund.
+    error StatsRefundFailed();
 
     constructor(IMPCJobMarket market_) MPCJobConsumerBase(market_) {}
 
@@ -53,7 +58,7 @@ contract StatsConsumer is MPCJobConsumerBase {
     ///         least market.minPaymentWei() + market.jobCallbackFeeWei(CALLBACK_GAS); the
     ///         callback fee is taken at the gas price of the block the transaction lands in and
     ///         the rest is the job's escrow (paid to the committee).
-    /// @dev Reverts as JobMarket.postJobWithCallback (PaymentTooLow, InvalidQuery, ...).
+    /// @dev Reverts as JobMarket.postJobWithCallback (JobPaymentTooLow, JobInvalidQuery, ...).
     function requestMean(
         bytes32 datasetId,
         string calldata column,
@@ -80,17 +85,17 @@ contract StatsConsumer is MPCJobConsumerBase {
 
     /// @notice Pay escrow and callback fee of an expired, unanswered request back to its
     ///         requester; anyone may call.
-    /// @dev Reverts NotPending(jobId), then as JobMarket.reclaimEscrow (DeadlineNotReached, ...),
-    ///      RefundFailed() if the requester refuses the ETH.
+    /// @dev Reverts StatsNotPending(jobId), then as JobMarket.reclaimEscrow (JobDeadlineNotReached, ...),
+    ///      StatsRefundFailed() if the requester refuses the ETH.
     function reclaim(uint256 jobId) external {
         MeanRequest storage r = _requests[jobId];
-        if (r.status != Status.Pending) revert NotPending(jobId);
+        if (r.status != Status.Pending) revert StatsNotPending(jobId);
         r.status = Status.Refunded;
         uint256 amount = _reclaimEscrow(jobId);
         address requester = r.requester;
         emit MeanRefunded(jobId, requester, amount);
-        (bool ok,) = payable(requester).call{value: amount}("");
-        if (!ok) revert RefundFailed();
+        (bool ok, ) = payable(requester).call{value: amount}("");
+        if (!ok) revert StatsRefundFailed();
     }
 
     /// @notice The request behind job `jobId`.
@@ -101,7 +106,7 @@ contract StatsConsumer is MPCJobConsumerBase {
     function _onMPCResult(uint256 jobId, int256[] calldata aggregates) internal override {
         MeanRequest storage r = _requests[jobId];
         if (aggregates.length != 2 || aggregates[0] < 0 || aggregates[0] > int256(uint256(type(uint64).max))) {
-            revert UnexpectedAggregates(jobId);
+            revert StatsUnexpectedAggregates(jobId);
         }
         int256 n = aggregates[0];
         int256 sum = aggregates[1];

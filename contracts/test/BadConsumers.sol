@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {IRandomnessBeacon, IRandomnessConsumer} from "../IRandomnessConsumer.sol";
+import {IRandomnessBeacon, IRandomnessConsumer} from "../interfaces/IRandomnessConsumer.sol";
 
 /// @dev Test consumer whose callback always reverts (with a large revert payload).
 contract RevertingConsumer is IRandomnessConsumer {

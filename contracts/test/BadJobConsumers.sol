@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {IMPCJobConsumer, IMPCJobMarket} from "../IMPCJobConsumer.sol";
+import {IMPCJobConsumer, IMPCJobMarket} from "../interfaces/IMPCJobConsumer.sol";
 
 /// @dev Posts jobs with a callback through `post`, forwarding msg.value.
 abstract contract JobPoster is IMPCJobConsumer {
@@ -11,11 +12,12 @@ abstract contract JobPoster is IMPCJobConsumer {
         market = market_;
     }
 
-    function post(bytes32 datasetId, string calldata query, uint40 timeoutS, uint256 gasLimit)
-        external
-        payable
-        returns (uint256)
-    {
+    function post(
+        bytes32 datasetId,
+        string calldata query,
+        uint40 timeoutS,
+        uint256 gasLimit
+    ) external payable returns (uint256) {
         return market.postJobWithCallback{value: msg.value}(datasetId, query, 3, 1, 1, timeoutS, gasLimit);
     }
 
@@ -64,11 +66,11 @@ contract ReentrantJobConsumer is JobPoster {
         } catch (bytes memory reason) {
             reclaimError = bytes4(reason);
         }
-        (, uint256 fee) = JobCallbackView(address(market)).jobCallback(jobId);
+        (, uint256 fee) = IJobCallbackView(address(market)).jobCallback(jobId);
         feeSeen = fee;
     }
 }
 
-interface JobCallbackView {
+interface IJobCallbackView {
     function jobCallback(uint256 jobId) external view returns (uint256 callbackGasLimit, uint256 feeWei);
 }

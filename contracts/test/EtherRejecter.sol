@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
 /// @title EtherRejecter — test double: a buyer or node account that refuses ETH
 /// @notice Forwards arbitrary calls (with value) to `target` and bubbles up reverts; its receive()
-///         reverts, so any payout to it fails. Used to test the market's TransferFailed paths.
+///         reverts, so any payout to it fails. Used to test the market's MarketTransferFailed paths.
 ///         Not part of the deployed product (compiled only with include_tests=True).
 contract EtherRejecter {
     address public immutable target;

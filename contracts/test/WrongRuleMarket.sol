@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
 import {MPCMarket} from "../MPCMarket.sol";
@@ -21,16 +22,21 @@ contract WrongRuleMarket is MPCMarket {
         uint96 beaconSlashWei_
     )
         MPCMarket(
-            minStakeWei_, exitDelayS_, minPaymentWei_, maxTimeoutS_, phaseBlocks_, randomnessFeeWei_, beaconSlashWei_
+            minStakeWei_,
+            exitDelayS_,
+            minPaymentWei_,
+            maxTimeoutS_,
+            phaseBlocks_,
+            randomnessFeeWei_,
+            beaconSlashWei_
         )
     {}
 
-    function drawCommittee(address[] memory candidates, uint256 n, bytes32 seed)
-        public
-        pure
-        override
-        returns (address[] memory committee)
-    {
+    function drawCommittee(
+        address[] memory candidates,
+        uint256 n,
+        bytes32 seed
+    ) public pure override returns (address[] memory committee) {
         uint256 m = candidates.length;
         address[] memory pool = new address[](m);
         for (uint256 i = 0; i < m; ++i) pool[i] = candidates[i];

@@ -17,15 +17,16 @@ from offchain.audit.fetch import TRANSCRIPTS_BUDGET_S, TranscriptFetcher
 from offchain.audit.report import _STATUS, AuditError
 from offchain.audit.sources import ChainLogSource, LogSource, registration_from_events
 from offchain.audit.util import _cs, _h
-from offchain.devnet.compile import compile_contracts
+from offchain.chain.artifacts import market_abi
 from offchain.encoding import eip712
+from offchain.errors import MarketError
 
 
-class _CheckFailed(Exception):
+class _CheckFailed(MarketError):
     """Raised inside a check to fail it with a message."""
 
 
-class _Skip(Exception):
+class _Skip(MarketError):
     """Raised inside a check to skip it with a message."""
 
 
@@ -47,7 +48,7 @@ class AuditContext:
         self.value: int | float | list[int] | None = None
         self.valid_signers: list[tuple[str, bytes]] = []  # (signer, transcript root)
         self.signer_index: dict[str, int] = {}  # valid signer -> its position in the calldata
-        abi = compile_contracts()["MPCMarket"].abi
+        abi = market_abi()
         address = to_checksum_address(market)
         self.contract = w3.eth.contract(address=address, abi=abi)
         try:

@@ -1,8 +1,8 @@
 """Python client of the randomness beacon and committee drawing in the MPCMarket contract.
 
-Wraps ``contracts/RandomnessBeacon.sol`` and ``JobMarket.assignCommittee`` through the same
+Wraps ``contracts/core/RandomnessBeacon.sol`` and ``JobMarket.assignCommittee`` through the same
 transaction sender as :class:`~offchain.chain.market.MarketClient` (reverts surface as
-``ContractRevert`` with the custom error's name, e.g. ``RevealMismatch(0xAbc...)``).
+``ContractRevert`` with the custom error's name, e.g. ``BeaconRevealMismatch(0xAbc...)``).
 
 Units: wei, blocks (phase lengths and deadlines are block numbers), 32-byte ``bytes`` hashes,
 field elements of F_r as ints in [0, r).
@@ -109,8 +109,8 @@ class BeaconClient:
                            fee_wei: int | None = None) -> tuple[int, int, TxResult]:
         """Buy one random value; returns (request id, round id, tx). ``fee_wei`` defaults to
         ``requestPriceWei(callback_gas_limit)`` plus 10% for a base fee that rises meanwhile
-        (the excess goes to the round's revealers). Raises ContractRevert FeeTooLow /
-        CallbackGasTooHigh / TooFewActiveNodes."""
+        (the excess goes to the round's revealers). Raises ContractRevert BeaconFeeTooLow /
+        BeaconCallbackGasTooHigh / BeaconTooFewActiveNodes."""
         if fee_wei is None:
             price = self.request_price_wei(callback_gas_limit)
             base = self.randomness_fee_wei()
@@ -169,14 +169,14 @@ class BeaconClient:
 
         ``gas_limit``: the transaction's gas instead of an estimate. The call is first run by
         eth_call with that gas, so a limit too small for the callback raises ContractRevert
-        InsufficientGasForCallback before anything is sent."""
+        ExactGasCallInsufficientGas before anything is sent."""
         return self._tx.send("fulfill", account, self.contract.functions.fulfill(request_id),
                              gas=gas_limit)
 
     def assign_committee(self, account: LocalAccount, job_id: int) -> tuple[list[str], TxResult]:
         """Draw and record job ``job_id``'s committee; returns (committee ascending, tx).
-        Raises ContractRevert JobNotOpen / DeadlinePassed / CommitteeAlreadyAssigned /
-        SeedNotReady / TooFewEligibleNodes."""
+        Raises ContractRevert JobNotOpen / JobDeadlinePassed / JobCommitteeAlreadyAssigned /
+        JobSeedNotReady / JobTooFewEligibleNodes."""
         tx = self._tx.send("assignCommittee", account,
                            self.contract.functions.assignCommittee(job_id))
         ev = self.contract.events.CommitteeAssigned().process_receipt(tx.receipt, errors=DISCARD)

@@ -3,13 +3,14 @@
 Every state-changing method takes the :class:`~eth_account.signers.local.LocalAccount` that signs
 the transaction and returns a :class:`TxResult` once it is mined. Reverts surface as
 :class:`ContractRevert` carrying the Solidity custom error's name and decoded arguments (e.g.
-``NotActive(0xAbc...)``), whether they happen in ``eth_estimateGas``, ``eth_call`` or a mined
-transaction (replayed with ``eth_call`` to learn the reason).
+``RegistryNotActive(0xAbc...)``), whether they happen in ``eth_estimateGas``, ``eth_call`` or a
+mined transaction (replayed with ``eth_call`` to learn the reason).
 
 Units: all amounts are wei (int), all times unix seconds / durations seconds (int), hashes are
 32-byte ``bytes``, addresses checksum strings. The contract interface is defined in
-``contracts/JobMarket.sol`` / ``contracts/NodeRegistry.sol``; the EIP-712 domain comes from the
-contract's EIP-5267 ``eip712Domain()``.
+``contracts/core/JobMarket.sol`` / ``contracts/core/NodeRegistry.sol``; the EIP-712 domain comes
+from the contract's EIP-5267 ``eip712Domain()``. The ABI is the shipped artifact
+(:mod:`offchain.chain.artifacts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from offchain.chain.artifacts import market_abi, market_artifact
 from offchain.chain.events import EventDecoder
 from offchain.chain.tx import (
     DEFAULT_TIP_WEI,
@@ -38,7 +40,6 @@ from offchain.chain.tx import (
     TxSender,
     decode_revert,
 )
-from offchain.devnet.compile import compile_contracts
 from offchain.encoding.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Sig, market_domain
 
 __all__ = [
@@ -164,7 +165,7 @@ def decode_post_job(data: bytes) -> tuple[bytes, bytes, int, int, int, int]:
 
 
 def _market_abi() -> list[dict[str, Any]]:
-    return compile_contracts()["MPCMarket"].abi
+    return market_abi()
 
 
 class MarketClient:
@@ -173,7 +174,7 @@ class MarketClient:
     Args:
         w3: a connected Web3 (HTTP provider to anvil or another node).
         address: the market contract address.
-        abi: the MPCMarket ABI (default: compiled from ``contracts/``).
+        abi: the MPCMarket ABI (default: the shipped artifact, :func:`market_abi`).
         tip_wei: EIP-1559 priority fee per gas (wei) for transactions sent by this client.
     """
 
@@ -216,31 +217,33 @@ class MarketClient:
         self, account: LocalAccount, enc_key: bytes, endpoint: str, stake_wei: int
     ) -> TxResult:
         """Register ``account`` with X25519 key ``enc_key`` (32 bytes), ``endpoint`` and
-        ``stake_wei`` locked. Raises ContractRevert StakeTooLow / InvalidEncryptionKey /
-        InvalidEndpoint / AlreadyRegistered; ValueError if enc_key is not 32 bytes."""
+        ``stake_wei`` locked. Raises ContractRevert RegistryStakeTooLow /
+        RegistryInvalidEncryptionKey / RegistryInvalidEndpoint / RegistryAlreadyRegistered;
+        ValueError if enc_key is not 32 bytes."""
         if len(enc_key) != 32:
             raise ValueError("enc_key must be 32 bytes")
         fn = self.contract.functions.register(bytes(enc_key), endpoint)
         return self._tx.send("register", account, fn, value=stake_wei)
 
     def update_endpoint(self, account: LocalAccount, endpoint: str) -> TxResult:
-        """Change ``account``'s registered endpoint. Raises ContractRevert NotRegistered /
-        InvalidEndpoint."""
+        """Change ``account``'s registered endpoint. Raises ContractRevert RegistryNotRegistered /
+        RegistryInvalidEndpoint."""
         return self._tx.send("updateEndpoint", account,
                              self.contract.functions.updateEndpoint(endpoint))
 
     def request_exit(self, account: LocalAccount) -> TxResult:
         """Active -> Exiting (stake withdrawable after exit_delay_s). Raises ContractRevert
-        NotRegistered / NotActive."""
+        RegistryNotRegistered / RegistryNotActive."""
         return self._tx.send("requestExit", account, self.contract.functions.requestExit())
 
     def withdraw_stake(self, account: LocalAccount) -> TxResult:
         """Pay out stake + unpaid rewards and leave the registry. Raises ContractRevert
-        NotRegistered / ExitNotReady(exitAt) / TransferFailed."""
+        RegistryNotRegistered / RegistryExitNotReady(exitAt) / MarketTransferFailed."""
         return self._tx.send("withdrawStake", account, self.contract.functions.withdrawStake())
 
     def withdraw_rewards(self, account: LocalAccount) -> TxResult:
-        """Pull credited rewards. Raises ContractRevert NothingToWithdraw / TransferFailed."""
+        """Pull credited rewards. Raises ContractRevert RegistryNothingToWithdraw /
+        MarketTransferFailed."""
         return self._tx.send("withdrawRewards", account, self.contract.functions.withdrawRewards())
 
     # ------------------------------------------------------------------ job transactions
@@ -263,17 +266,18 @@ class MarketClient:
 
         The committee of ``committee_size`` nodes is drawn later (:meth:`assign_committee`) from
         the beacon round the job joins (``seed_round`` of the job). Raises ContractRevert
-        PaymentTooLow / InvalidQuery / InvalidCommitteeSize / InvalidThreshold /
-        InvalidMinProviders / InvalidTimeout / TooFewActiveNodes.
+        JobPaymentTooLow / JobInvalidQuery / JobInvalidCommitteeSize / JobInvalidThreshold /
+        JobInvalidMinProviders / JobInvalidTimeout / BeaconTooFewActiveNodes.
 
         With ``callback_gas_limit`` > 0 it calls ``postJobWithCallback`` instead: the market
         delivers the result at finalization to ``account``'s ``onMPCResult(jobId, aggregates)``
-        with that much gas (meant for contracts, see ``contracts/IMPCJobConsumer.sol``). The
-        transaction then sends ``payment_wei + callback_fee_wei``; the contract charges the fee
+        with that much gas (meant for contracts, see
+        ``contracts/interfaces/IMPCJobConsumer.sol``). The transaction then sends
+        ``payment_wei + callback_fee_wei``; the contract charges the fee
         at the gas price of the block it lands in (``jobCallbackFeeWei``) and escrows the rest.
         ``callback_fee_wei`` defaults to the current price plus 25% (the base fee may rise by
         12.5% per block meanwhile); the excess joins the escrow. Extra reverts:
-        CallbackGasTooHigh / PaymentTooLow(sent, minPaymentWei + fee).
+        JobCallbackGasTooHigh / JobPaymentTooLow(sent, minPaymentWei + fee).
         """
         args = (bytes(dataset_id), query, committee_size, threshold, min_providers, timeout_s)
         if callback_gas_limit == 0:
@@ -329,7 +333,7 @@ class MarketClient:
 
     def reclaim_escrow(self, account: LocalAccount, job_id: int) -> TxResult:
         """Refund an expired job's escrow to its buyer (``account``). Raises ContractRevert
-        NotBuyer / JobNotOpen / DeadlineNotReached / TransferFailed."""
+        JobNotBuyer / JobNotOpen / JobDeadlineNotReached / MarketTransferFailed."""
         return self._tx.send(
             "reclaimEscrow", account, self.contract.functions.reclaimEscrow(job_id)
         )
@@ -361,7 +365,7 @@ class MarketClient:
         return int(self._call(self.contract.functions.nodeCount()))
 
     def node_at(self, index: int) -> str:
-        """Address of the ``index``-th registered node (ContractRevert IndexOutOfBounds)."""
+        """Address of the ``index``-th registered node (ContractRevert RegistryIndexOutOfBounds)."""
         return to_checksum_address(self._call(self.contract.functions.nodeAt(index)))
 
     def list_nodes(self) -> list[NodeInfo]:
@@ -518,14 +522,14 @@ def deploy_market(
         phase_blocks: length of each beacon phase (commit, reveal, recovery) in blocks.
         randomness_fee_wei: price of one randomness request (wei).
         beacon_slash_wei: stake seized from a beacon participant whose reveal was withheld.
-        abi, bytecode: artifact to deploy (default: compiled from ``contracts/``).
+        abi, bytecode: artifact to deploy (default: the shipped artifact, :func:`market_artifact`).
 
     Raises:
-        ContractRevert: InvalidConfiguration(exitDelayS, maxTimeoutS) if exit_delay_s <=
+        ContractRevert: MarketInvalidConfiguration(exitDelayS, maxTimeoutS) if exit_delay_s <=
             max_timeout_s.
     """
     if abi is None or bytecode is None:
-        art = compile_contracts()["MPCMarket"]
+        art = market_artifact()
         abi, bytecode = art.abi, art.bytecode
     factory = w3.eth.contract(abi=list(abi), bytecode=bytecode)
     sender = TxSender(w3, ErrorDecoder(abi), DEFAULT_TIP_WEI)

@@ -4,8 +4,8 @@
 revert there surfaces before anything is sent), sends and waits for the receipt; a mined
 transaction that reverted is replayed with ``eth_call`` to learn why. Reverts become
 :class:`ContractRevert` carrying the custom error's name and decoded arguments, e.g.
-``NotActive(0xAbc...)``, decoded against the contract ABI's ``error`` entries (web3 8 hands them
-over as raw selector + data in ``ContractCustomError``).
+``RegistryNotActive(0xAbc...)``, decoded against the contract ABI's ``error`` entries (web3 8 hands
+them over as raw selector + data in ``ContractCustomError``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
+from offchain.errors import MarketError
+
 DEFAULT_TIP_WEI = 10**9  # 1 gwei priority fee
 _GAS_MARGIN_NUM, _GAS_MARGIN_DEN, _GAS_MARGIN_ADD = 6, 5, 10_000  # limit = est * 1.2 + 10k
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
@@ -32,7 +34,7 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 # ----------------------------------------------------------------------------- errors
 
 
-class TransactionFailed(RuntimeError):
+class TransactionFailed(MarketError, RuntimeError):
     """A mined transaction reverted and replaying it did not reveal a reason."""
 
     def __init__(self, name: str, tx_hash: str) -> None:
@@ -51,17 +53,17 @@ def _fmt_arg(value: Any) -> str:
     return repr(value)
 
 
-class ContractRevert(Exception):
+class ContractRevert(MarketError):
     """The contract reverted with a custom error (or ``Error(string)`` / ``Panic(uint256)``).
 
     Attributes:
-        error_name: Solidity error name, e.g. ``"StakeTooLow"`` (``"Error"``/``"Panic"`` for the
-            built-in ones, ``"Unknown"`` for an undecodable payload).
+        error_name: Solidity error name, e.g. ``"RegistryStakeTooLow"`` (``"Error"``/``"Panic"``
+            for the built-in ones, ``"Unknown"`` for an undecodable payload).
         error_args: decoded arguments in declaration order (addresses checksummed, bytesN as
             ``bytes``, integers as ``int``).
         data: the raw revert data (selector + ABI-encoded arguments).
 
-    ``str(exc)`` reads like the Solidity call, e.g. ``StakeTooLow(1, 1000)``.
+    ``str(exc)`` reads like the Solidity call, e.g. ``RegistryStakeTooLow(1, 1000)``.
     """
 
     def __init__(self, error_name: str, args: Sequence[Any] = (), *, data: bytes = b"") -> None:

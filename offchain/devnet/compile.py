@@ -13,6 +13,12 @@ compile (~3 s).
 
 Settings: optimizer on (200 runs), viaIR (about 6 k gas less per finalizeJob than the legacy
 pipeline; a cold compile takes ~9 s instead of ~4 s), ``evmVersion`` "cancun".
+
+The deployed contract's artifact is also shipped with the package, as
+``offchain/chain/abi/MPCMarket.json`` (read by :mod:`offchain.chain.artifacts`, so that a node, the
+auditor and the API need neither ``contracts/`` nor npm). ``make abi``, i.e.
+``python -m offchain.devnet.compile --write-abi``, regenerates it; ``--check`` exits 1 if it is
+stale.
 """
 
 from __future__ import annotations
@@ -23,19 +29,29 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from offchain.errors import MarketError
+
 __all__ = [
+    "ARTIFACT_PATH",
     "EVM_VERSION",
     "OPTIMIZER_RUNS",
     "CompiledContract",
     "CompilerError",
     "CompilerNotInstalledError",
     "compile_contracts",
+    "market_artifact_document",
     "repo_root",
+    "standard_input_sha256",
+    "write_abi",
 ]
+
+#: Where ``make abi`` writes the shipped MPCMarket artifact, relative to the project root.
+ARTIFACT_PATH = PurePosixPath("offchain/chain/abi/MPCMarket.json")
 
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 200
@@ -43,7 +59,7 @@ _ADAPTER = PurePosixPath("scripts/solc-adapter.js")
 _IMPORT_RE = re.compile(r"""^\s*import\s+(?:[^;'"]*?\bfrom\s+)?["']([^"']+)["']""", re.MULTILINE)
 
 
-class CompilerError(RuntimeError):
+class CompilerError(MarketError, RuntimeError):
     """The compiler rejected the sources or could not be run."""
 
 
@@ -134,8 +150,9 @@ def _read_unit(root: Path, unit: str) -> str:
 
 
 def _collect_sources(root: Path, include_tests: bool = False) -> dict[str, dict[str, str]]:
-    """All ``contracts/*.sol`` and ``contracts/examples/*.sol`` (plus ``contracts/test/*.sol``
-    test doubles if asked) and their transitive imports, keyed by source unit name."""
+    """The roots ``contracts/*.sol`` (``MPCMarket.sol``) and ``contracts/examples/*.sol`` (plus
+    the ``contracts/test/*.sol`` test doubles if asked) and their transitive imports (``core/``,
+    ``interfaces/``, ``consumers/``, ``libraries/``, OpenZeppelin), keyed by source unit name."""
     own = sorted((root / "contracts").glob("*.sol"))
     if not own:
         raise CompilerError(f"no Solidity sources in {root / 'contracts'}")
@@ -171,6 +188,17 @@ def _standard_input(sources: dict[str, dict[str, str]]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _canonical(std_input: dict[str, Any]) -> str:
+    return json.dumps(std_input, sort_keys=True, separators=(",", ":"))
+
+
+def standard_input_sha256(std_input: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a standard-JSON input in canonical form: ``json.dumps`` with sorted keys
+    and no whitespace (``separators=(",", ":")``), UTF-8. With the compiler version it pins the
+    output (the input holds every source, OpenZeppelin's included)."""
+    return hashlib.sha256(_canonical(std_input).encode()).hexdigest()
 
 
 def _run_compiler(root: Path, adapter: Path, std_input: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +256,7 @@ def compile_contracts(*, use_cache: bool = True,
     adapter = _check_toolchain(root)
     version = _compiler_version(root)
     std_input = _standard_input(_collect_sources(root, include_tests))
-    canonical = json.dumps(std_input, sort_keys=True, separators=(",", ":"))
+    canonical = _canonical(std_input)
     key = hashlib.sha256(f"solc-js {version}\n{canonical}".encode()).hexdigest()
     cache_file = root / ".cache" / "solc" / f"{key}.json"
 
@@ -250,3 +278,86 @@ def compile_contracts(*, use_cache: bool = True,
             json.dump({"contracts": output["contracts"]}, fh)
         os.replace(tmp, cache_file)
     return contracts
+
+
+# ----------------------------------------------------------------------------- shipped artifact
+
+
+def market_artifact_document() -> dict[str, Any]:
+    """The shipped artifact of MPCMarket, as ``make abi`` writes it, compiled now (cached).
+
+    Returns:
+        ``{"contractName", "sourceName", "abi", "bytecode", "deployedBytecode" (0x-hex),
+        "compiler": {"name": "solc-js", "version", "settings": {optimizer, viaIR,
+        evmVersion}}, "standardJsonInputSha256"}``, where the hash is
+        :func:`standard_input_sha256` of the product sources' input (test doubles excluded).
+
+    Raises:
+        CompilerNotInstalledError, CompilerError: as :func:`compile_contracts`.
+    """
+    root = repo_root()
+    _check_toolchain(root)
+    std_input = _standard_input(_collect_sources(root, include_tests=False))
+    art = compile_contracts()["MPCMarket"]
+    settings = {k: v for k, v in std_input["settings"].items() if k != "outputSelection"}
+    return {
+        "contractName": art.name,
+        "sourceName": art.source,
+        "compiler": {"name": "solc-js", "version": _compiler_version(root), "settings": settings},
+        "standardJsonInputSha256": standard_input_sha256(std_input),
+        "abi": art.abi,
+        "bytecode": art.bytecode,
+        "deployedBytecode": art.deployed_bytecode,
+    }
+
+
+def _render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=1, sort_keys=False) + "\n"
+
+
+def write_abi(path: Path | None = None) -> Path:
+    """Compile ``contracts/`` and write the shipped artifact (default ``<root>/ARTIFACT_PATH``)
+    atomically; returns the path written. Raises as :func:`market_artifact_document`."""
+    target = path or repo_root() / ARTIFACT_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(_render(market_artifact_document()))
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the artifact is package data
+    os.replace(tmp, target)
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m offchain.devnet.compile [--write-abi | --check]``: compile (default), write the
+    shipped artifact, or exit 1 if the shipped one differs from a fresh compile."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m offchain.devnet.compile",
+                                     description=main.__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write-abi", action="store_true", help=f"write {ARTIFACT_PATH}")
+    mode.add_argument("--check", action="store_true", help=f"fail if {ARTIFACT_PATH} is stale")
+    args = parser.parse_args(argv)
+    try:
+        if args.write_abi:
+            print(f"wrote {write_abi()}")
+        elif args.check:
+            shipped = repo_root() / ARTIFACT_PATH
+            fresh = _render(market_artifact_document())
+            if not shipped.is_file() or shipped.read_text(encoding="utf-8") != fresh:
+                print(f"{ARTIFACT_PATH} is stale: run `make abi`")
+                return 1
+            print(f"{ARTIFACT_PATH} is up to date")
+        else:
+            for name, art in sorted(compile_contracts().items()):
+                size = (len(art.deployed_bytecode) - 2) // 2
+                print(f"{name:28} {art.source:48} runtime {size:6} bytes")
+    except CompilerError as exc:
+        print(exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

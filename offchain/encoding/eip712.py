@@ -9,7 +9,7 @@ Sources:
     ``Account.recover_message`` (no hand-rolled ECDSA).
   * EIP-5267: the contract's ``eip712Domain()`` returns the same domain fields as
     :func:`market_domain`.
-  * The contract side: ``contracts/JobMarket.sol`` (OpenZeppelin EIP712 + ECDSA.tryRecover).
+  * The contract side: ``contracts/core/JobMarket.sol`` (OpenZeppelin EIP712 + ECDSA.tryRecover).
 
 Domain: name "MPCMarket", version "1", chainId = the live chain id, verifyingContract = market.
 Types:

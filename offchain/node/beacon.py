@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from web3 import Web3
 
@@ -47,8 +47,26 @@ from offchain.wire.beacon_payloads import (
 from offchain.wire.envelope import Header, seal
 from offchain.wire.job_payloads import PayloadError, SigModel, _Payload, encode_payload, h32
 
-if TYPE_CHECKING:
-    from offchain.node.main import Node
+
+class BeaconHost(Protocol):
+    """What the beacon service needs from the node hosting it (implemented by
+    :class:`offchain.node.main.Node`), stated here so this module never imports the node.
+
+    ``account`` signs transactions and EIP-712 messages; ``domain`` is the market's EIP-712
+    domain; ``follower`` is the registry directory; ``client`` delivers sealed envelopes;
+    ``tx_lock`` serialises this node's transactions (one nonce sequence)."""
+
+    account: Any
+    address: str
+    chain_id: int
+    config: Any
+    domain: Any
+    follower: Any
+    client: Any
+    market: Any
+    tx_lock: asyncio.Lock
+
+    async def receive(self, raw: bytes | dict[str, Any]) -> tuple[int, str]: ...
 
 log = logging.getLogger("mpc.beacon")
 ROUND_RETENTION_S = 60.0  # how long a settled round's state is kept (late messages, settling)
@@ -85,7 +103,7 @@ class RoundRuntime:
 class BeaconService:
     """One per node; see the module docstring."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: BeaconHost) -> None:
         self.node = node
         self.client = BeaconClient(node.market)
         self.phase_blocks = self.client.phase_blocks()

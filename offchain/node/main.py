@@ -34,8 +34,8 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from offchain.chain.artifacts import market_abi
 from offchain.chain.market import ContractRevert, MarketClient
-from offchain.devnet.compile import compile_contracts
 from offchain.encoding import eip712
 from offchain.encoding.fixedpoint import FixedPointError
 from offchain.encoding.query import QueryError, local_aggregates, parse_query
@@ -96,7 +96,7 @@ class Node:
         self.account: LocalAccount = self.keys.eth
         self.address: str = self.account.address
         self.w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": 10}))
-        abi = compile_contracts()["MPCMarket"].abi
+        abi = market_abi()
         self.market = MarketClient(self.w3, Web3.to_checksum_address(config.market), abi)
         self.chain_id = self.w3.eth.chain_id
         self.domain = eip712.market_domain(self.chain_id, self.market.address)

@@ -279,14 +279,14 @@ def test_request_randomness_opens_and_joins_a_round(env: Env) -> None:
 
 
 def test_request_randomness_fee_too_low(env: Env) -> None:
-    with reverts("FeeTooLow", FEE - 1, FEE):
+    with reverts("BeaconFeeTooLow", FEE - 1, FEE):
         env.beacon.request_randomness(env.buyer, fee_wei=FEE - 1)
-    with reverts("FeeTooLow", 0, FEE):
+    with reverts("BeaconFeeTooLow", 0, FEE):
         env.beacon.request_randomness(env.buyer, fee_wei=0)
 
 
 def test_request_randomness_callback_gas_too_high(env: Env) -> None:
-    with reverts("CallbackGasTooHigh", 2_000_001, 2_000_000):
+    with reverts("BeaconCallbackGasTooHigh", 2_000_001, 2_000_000):
         env.beacon.request_randomness(env.buyer, callback_gas_limit=2_000_001)
     req, _, _ = env.beacon.request_randomness(env.buyer, callback_gas_limit=2_000_000)
     assert env.beacon.get_request(req).callback_gas_limit == 2_000_000
@@ -295,7 +295,7 @@ def test_request_randomness_callback_gas_too_high(env: Env) -> None:
 @pytest.mark.parametrize("n_nodes", [0, 2])
 def test_request_randomness_too_few_active_nodes(env: Env, n_nodes: int) -> None:
     beacon, _ = small_market(env, n_nodes)
-    with reverts("TooFewActiveNodes", n_nodes, 3):
+    with reverts("BeaconTooFewActiveNodes", n_nodes, 3):
         beacon.request_randomness(env.buyer)
     assert beacon.round_count() == 0
 
@@ -336,7 +336,7 @@ def test_commit_round_success(env: Env) -> None:
 
 def test_commit_round_unknown_round(env: Env) -> None:
     run = plan_round(env.beacon, 99, env.nodes[:9], threshold=4)
-    with reverts("UnknownRound", 99):
+    with reverts("BeaconUnknownRound", 99):
         run.commit(env.outsider)
 
 
@@ -350,10 +350,10 @@ def test_commit_round_late_and_second_commit(env: Env) -> None:
     mine_until(env.w3, deadline - 1)
     next_block_call(env, commit)  # a commit in the deadline block would pass
     mine(env.w3)
-    with reverts("CommitPhaseClosed", rid):  # one block later it does not
+    with reverts("BeaconCommitPhaseClosed", rid):  # one block later it does not
         next_block_call(env, commit)
     mine(env.w3)
-    with reverts("CommitPhaseClosed", rid):
+    with reverts("BeaconCommitPhaseClosed", rid):
         run.commit(env.outsider)
     # The next request opens a new round; a commit in its last block is in time.
     _, rid2 = open_round(env)
@@ -362,7 +362,7 @@ def test_commit_round_late_and_second_commit(env: Env) -> None:
     mine_until(env.w3, env.beacon.get_round(rid2).open_block + PHASE - 1)
     tx = run2.commit(env.outsider)
     assert tx.block_number == env.beacon.get_round(rid2).open_block + PHASE
-    with reverts("CommitPhaseClosed", rid2):  # a second commit
+    with reverts("BeaconCommitPhaseClosed", rid2):  # a second commit
         plan(env, rid2).commit(env.outsider)
 
 
@@ -370,20 +370,20 @@ def test_commit_round_length_mismatch(env: Env) -> None:
     _, rid = open_round(env)
     run = plan(env, rid)
     b = env.beacon
-    with reverts("LengthMismatch"):
+    with reverts("BeaconLengthMismatch"):
         b.commit_round(env.outsider, rid, run.participants, run.commitments[:-1], run.sigs)
-    with reverts("LengthMismatch"):
+    with reverts("BeaconLengthMismatch"):
         b.commit_round(env.outsider, rid, run.participants, run.commitments, run.sigs[:-1])
     run.commit(env.outsider)
 
 
 def test_commit_round_too_few_and_too_many_participants(env: Env) -> None:
     _, rid = open_round(env)
-    with reverts("TooFewParticipants", 8, 9):
+    with reverts("BeaconTooFewParticipants", 8, 9):
         plan(env, rid, env.nodes[:8]).commit(env.outsider)
     fake = [to_checksum_address(i.to_bytes(20, "big")) for i in range(1, 66)]
     sig = Sig(bytes(32), bytes(32), 27)
-    with reverts("TooManyParticipants", 65, 64):
+    with reverts("BeaconTooManyParticipants", 65, 64):
         env.beacon.commit_round(env.outsider, rid, fake, [bytes(32)] * 65, [sig] * 65)
     plan(env, rid, env.nodes[:10]).commit(env.outsider)  # more than 2T+1 is fine
     assert env.beacon.get_round(rid).participant_count == 10
@@ -406,10 +406,10 @@ def test_commit_round_duplicate_and_unsorted_participants(env: Env) -> None:
     _, rid = open_round(env)
     accounts = env.nodes[:9]
     parts, comms, sigs = _signed(env, rid, accounts, [0, 1, 2, 2, 3, 4, 5, 6, 7])
-    with reverts("DuplicateCommit", parts[2]):
+    with reverts("BeaconDuplicateCommit", parts[2]):
         env.beacon.commit_round(env.outsider, rid, parts, comms, sigs)
     parts, comms, sigs = _signed(env, rid, accounts, [0, 1, 2, 3, 5, 4, 6, 7, 8])
-    with reverts("ParticipantsNotSorted", 5):
+    with reverts("BeaconParticipantsNotSorted", 5):
         env.beacon.commit_round(env.outsider, rid, parts, comms, sigs)
     plan(env, rid).commit(env.outsider)
 
@@ -417,11 +417,11 @@ def test_commit_round_duplicate_and_unsorted_participants(env: Env) -> None:
 def test_commit_round_unregistered_and_exiting_participants(env: Env) -> None:
     _, rid = open_round(env)
     stranger = env.unregistered[0]
-    with reverts("NotRegistered", stranger.address):
+    with reverts("RegistryNotRegistered", stranger.address):
         plan(env, rid, [*env.nodes[:8], stranger]).commit(env.outsider)
     exiting = env.nodes[3]
     env.market.request_exit(exiting)  # after the round opened: it may not take part
-    with reverts("NotActive", exiting.address):
+    with reverts("RegistryNotActive", exiting.address):
         plan(env, rid, env.nodes[:9]).commit(env.outsider)
     run = plan(env, rid)  # the first 9 Active nodes
     assert exiting.address not in run.participants
@@ -447,7 +447,7 @@ def test_commit_round_invalid_signatures(env: Env) -> None:
     ]
     for bad in bad_sigs:
         sigs = [*run.sigs[:3], bad, *run.sigs[4:]]
-        with reverts("InvalidCommitSignature", victim):
+        with reverts("BeaconInvalidCommitSignature", victim):
             env.beacon.commit_round(env.outsider, rid, run.participants, run.commitments, sigs)
     run.commit(env.outsider)
     assert env.beacon.get_round(rid).status is RoundStatus.COMMITTED
@@ -468,7 +468,7 @@ def test_reveal_in_batches_finalizes_with_the_sum_of_all_secrets(env: Env) -> No
     )
     assert rnd.accumulator == sum(run.contributions[i].secret for i in (0, 4, 8)) % R
     assert rnd.output == bytes(32)
-    with reverts("RoundNotFinal", rid):
+    with reverts("BeaconRoundNotFinal", rid):
         env.beacon.randomness_of(req)
     tx2 = run.reveal(env.outsider, [7, 1, 2, 3, 5, 6])  # any order
     rnd = env.beacon.get_round(rid)
@@ -505,13 +505,13 @@ def test_reveal_in_one_batch_gas_and_output(env: Env) -> None:
 def test_reveal_not_committed_or_unknown(env: Env) -> None:
     _, rid = open_round(env)
     run = plan(env, rid)
-    with reverts("RoundNotCommitted", rid):
+    with reverts("BeaconRoundNotCommitted", rid):
         run.reveal(env.outsider)
-    with reverts("UnknownRound", 99):
+    with reverts("BeaconUnknownRound", 99):
         env.beacon.reveal(env.outsider, 99, run.participants, run.commitments, [run.opening(0)])
     run.commit(env.outsider)
     run.reveal(env.outsider)
-    with reverts("RoundNotCommitted", rid):  # Finalized
+    with reverts("BeaconRoundNotCommitted", rid):  # Finalized
         run.reveal(env.outsider, [0])
 
 
@@ -524,10 +524,10 @@ def test_reveal_phase_closed(env: Env) -> None:
     reveal = env.market.contract.functions.reveal(
         run.round_id, run.participants, run.commitments, [run.opening(8).to_tuple()]
     )
-    with reverts("RevealPhaseClosed", run.round_id, deadline):
+    with reverts("BeaconRevealPhaseClosed", run.round_id, deadline):
         next_block_call(env, reveal)
     mine(env.w3)
-    with reverts("RevealPhaseClosed", run.round_id, deadline):
+    with reverts("BeaconRevealPhaseClosed", run.round_id, deadline):
         run.reveal(env.outsider, [8])
 
 
@@ -543,26 +543,26 @@ def test_reveal_rejections_leave_the_round_intact(env: Env) -> None:
     rid, b = run.round_id, env.beacon
     o = run.opening
     p = run.participants
-    with reverts("ParticipantsMismatch"):
+    with reverts("BeaconParticipantsMismatch"):
         b.reveal(env.outsider, rid, p[::-1], run.commitments[::-1], [o(0)])
-    with reverts("ParticipantsMismatch"):
+    with reverts("BeaconParticipantsMismatch"):
         b.reveal(env.outsider, rid, p, [*run.commitments[:-1], bytes(32)], [o(0)])
-    _rejected(env, run, [o(0), Opening(9, 1, 1, bytes(32))], ("InvalidIndex", 9))
-    _rejected(env, run, [Opening(2**64, 1, 1, bytes(32))], ("InvalidIndex", 2**64))
-    _rejected(env, run, [], ("NothingToOpen", rid))
+    _rejected(env, run, [o(0), Opening(9, 1, 1, bytes(32))], ("BeaconInvalidIndex", 9))
+    _rejected(env, run, [Opening(2**64, 1, 1, bytes(32))], ("BeaconInvalidIndex", 2**64))
+    _rejected(env, run, [], ("BeaconNothingToOpen", rid))
     c = run.contributions[3]
-    _rejected(env, run, [Opening(3, c.secret + R, c.salt, c.rest)], ("NotAFieldElement",))
-    _rejected(env, run, [Opening(3, c.secret, c.salt + R, c.rest)], ("NotAFieldElement",))
+    _rejected(env, run, [Opening(3, c.secret + R, c.salt, c.rest)], ("BeaconNotAFieldElement",))
+    _rejected(env, run, [Opening(3, c.secret, c.salt + R, c.rest)], ("BeaconNotAFieldElement",))
     for wrong in (
         Opening(3, (c.secret + 1) % R, c.salt, c.rest),  # another secret
         Opening(3, c.secret, (c.salt + 1) % R, c.rest),  # another salt
         Opening(3, c.secret, c.salt, keccak(c.rest)),  # another T-point vector
         Opening(3, *o(4).to_tuple()[1:]),  # participant 4's opening under index 3
     ):
-        _rejected(env, run, [o(0), wrong], ("RevealMismatch", p[3]))
+        _rejected(env, run, [o(0), wrong], ("BeaconRevealMismatch", p[3]))
     run.reveal(env.outsider, [0, 1, 2, 1, 3, 4])  # a duplicate in a batch is skipped
     assert env.beacon.get_round(rid).settled_count == 5
-    _rejected(env, run, [o(4)], ("NothingToOpen", rid))  # all opened in an earlier tx
+    _rejected(env, run, [o(4)], ("BeaconNothingToOpen", rid))  # all opened in an earlier tx
     # Already-opened entries are skipped, not fatal: a front-run opening cannot make an honest
     # batch revert (and its sender miss its own reveal).
     tx = run.reveal(env.outsider, [4, 5, 5, 6, 7, 8])
@@ -579,25 +579,25 @@ def test_recover_not_open_and_closed(env: Env) -> None:
     run.reveal(env.outsider, range(8))
     deadline, closing = run.reveal_deadline(), run.recovery_deadline()
     assert closing == deadline + PHASE
-    with reverts("RecoveryNotOpen", run.round_id, deadline):
+    with reverts("BeaconRecoveryNotOpen", run.round_id, deadline):
         run.recover(env.outsider, [8])
     recover = env.market.contract.functions.recover(
         run.round_id, run.participants, run.commitments, [run.recovered_opening(8).to_tuple()]
     )
     mine_until(env.w3, deadline - 1)
-    with reverts("RecoveryNotOpen", run.round_id, deadline):  # in the last reveal block
+    with reverts("BeaconRecoveryNotOpen", run.round_id, deadline):  # in the last reveal block
         next_block_call(env, recover)
     mine(env.w3)
     next_block_call(env, recover)  # the first recovery block
     mine_until(env.w3, closing - 1)
     next_block_call(env, recover)  # the last one
     mine(env.w3)
-    with reverts("RecoveryPhaseClosed", run.round_id, closing):
+    with reverts("BeaconRecoveryPhaseClosed", run.round_id, closing):
         next_block_call(env, recover)
     mine(env.w3)
-    with reverts("RecoveryPhaseClosed", run.round_id, closing):
+    with reverts("BeaconRecoveryPhaseClosed", run.round_id, closing):
         run.recover(env.outsider, [8])
-    with reverts("UnknownRound", 99):
+    with reverts("BeaconUnknownRound", 99):
         env.beacon.recover(env.outsider, 99, [], [], [])
 
 
@@ -608,7 +608,7 @@ def test_recover_with_a_lying_share_holder_is_rejected(env: Env) -> None:
     holders = [1, 2, 3, 4, 5]  # T + 1 = 5 shares
     for tamper in ({2: (1, 0)}, {5: (0, 7)}, {1: (R - 1, R - 1)}):
         bad = run.recovered_opening(0, holders, tamper=tamper)
-        with reverts("RecoveryMismatch", run.participants[0]):
+        with reverts("BeaconRecoveryMismatch", run.participants[0]):
             env.beacon.recover(env.outsider, run.round_id, run.participants, run.commitments, [bad])
     # Opened as a reveal would be, the honest reconstruction from other holders goes through.
     good = run.recovered_opening(0, [8, 7, 6, 5, 4])
@@ -670,7 +670,7 @@ def test_recover_by_anyone_in_several_transactions(env: Env) -> None:
     run.recover(env.unregistered[5], [5])  # an outsider holding 5 shares
     rnd = env.beacon.get_round(run.round_id)
     assert rnd.status is RoundStatus.COMMITTED and rnd.settled_count == 7
-    with reverts("NothingToOpen", run.round_id):
+    with reverts("BeaconNothingToOpen", run.round_id):
         run.recover(env.outsider, [5])
     run.recover(env.outsider, [7, 1], holders=[0, 2, 3, 4, 6])
     rnd = env.beacon.get_round(run.round_id)
@@ -681,28 +681,28 @@ def test_recover_by_anyone_in_several_transactions(env: Env) -> None:
 
 
 def test_fail_round_not_failable(env: Env) -> None:
-    with reverts("UnknownRound", 99):
+    with reverts("BeaconUnknownRound", 99):
         env.beacon.fail_round(env.outsider, 99)
     fns = env.market.contract.functions
     _, rid = open_round(env)
     mine_until(env.w3, env.beacon.get_round(rid).open_block + PHASE - 1)
-    with reverts("RoundNotFailable", rid):  # in the commit deadline block
+    with reverts("BeaconRoundNotFailable", rid):  # in the commit deadline block
         next_block_call(env, fns.failRound(rid, [], []))
-    with reverts("RoundNotFailable", rid):
+    with reverts("BeaconRoundNotFailable", rid):
         env.beacon.fail_round(env.outsider, rid)
     run = committed(env, rid)  # in the deadline block
     run.reveal(env.outsider, range(4))
     fail = fns.failRound(rid, run.participants, run.commitments)
     mine_until(env.w3, run.recovery_deadline() - 1)
-    with reverts("RoundNotFailable", rid):  # in the recovery deadline block
+    with reverts("BeaconRoundNotFailable", rid):  # in the recovery deadline block
         next_block_call(env, fail)
-    with reverts("RoundNotFailable", rid):
+    with reverts("BeaconRoundNotFailable", rid):
         env.beacon.fail_round(env.outsider, rid, run.participants, run.commitments)
     mine(env.w3)
     next_block_call(env, fail)  # one block later it can fail
     done = committed(env, open_round(env)[1])
     done.reveal(env.outsider)
-    with reverts("RoundNotFailable", done.round_id):
+    with reverts("BeaconRoundNotFailable", done.round_id):
         env.beacon.fail_round(env.outsider, done.round_id, done.participants, done.commitments)
 
 
@@ -710,7 +710,7 @@ def test_fail_round_without_commit_moves_requests_and_jobs_to_a_successor(env: E
     req, rid = open_round(env)
     job_id, _ = env.post()
     assert env.market.get_job(job_id).seed_round == rid
-    with reverts("SeedNotReady", rid):
+    with reverts("JobSeedNotReady", rid):
         env.beacon.assign_committee(env.outsider, job_id)
     mine_past(env.w3, env.beacon.get_round(rid).open_block + PHASE)
     tx = env.beacon.fail_round(env.outsider, rid)
@@ -722,13 +722,13 @@ def test_fail_round_without_commit_moves_requests_and_jobs_to_a_successor(env: E
     assert (old.status, old.successor, old.pot_wei) == (RoundStatus.FAILED, rid + 1, 0)
     assert (new.status, new.pot_wei) == (RoundStatus.OPEN, FEE)
     assert env.beacon.resolve_round(rid) == rid + 1 and env.beacon.pending_round() == rid + 1
-    with reverts("RoundNotFinal", rid + 1):
+    with reverts("BeaconRoundNotFinal", rid + 1):
         env.beacon.randomness_of(req)
-    with reverts("RoundNotFailable", rid):
+    with reverts("BeaconRoundNotFailable", rid):
         env.beacon.fail_round(env.outsider, rid)
-    with reverts("CommitPhaseClosed", rid):
+    with reverts("BeaconCommitPhaseClosed", rid):
         plan(env, rid).commit(env.outsider)
-    with reverts("SeedNotReady", rid + 1):
+    with reverts("JobSeedNotReady", rid + 1):
         env.beacon.assign_committee(env.outsider, job_id)
 
     run = seed_job(env.beacon, job_id, env.nodes, env.outsider)
@@ -760,9 +760,9 @@ def test_fail_round_after_recovery_slashes_every_non_opener(env: Env) -> None:
     rnd = env.beacon.get_round(rid)
     assert rnd.status is RoundStatus.COMMITTED and rnd.settled_count == 4
     mine_past(env.w3, rnd.commit_block + 2 * PHASE)
-    with reverts("ParticipantsMismatch"):
+    with reverts("BeaconParticipantsMismatch"):
         env.beacon.fail_round(env.outsider, rid, run_parts[1:], run_comms[1:])
-    with reverts("ParticipantsMismatch"):
+    with reverts("BeaconParticipantsMismatch"):
         env.beacon.fail_round(env.outsider, rid)  # a committed round needs its Q
     block = env.w3.eth.block_number
     tx = env.beacon.fail_round(env.outsider, rid, run_parts, run_comms)
@@ -780,11 +780,11 @@ def test_fail_round_after_recovery_slashes_every_non_opener(env: Env) -> None:
     old = env.beacon.get_round(rid)
     assert (old.status, old.successor, old.pot_wei) == (RoundStatus.FAILED, 0, 0)
     assert env.beacon.resolve_round(rid) == rid
-    with reverts("RoundNotFinal", rid):
+    with reverts("BeaconRoundNotFinal", rid):
         env.beacon.randomness_of(req)
-    with reverts("SeedRoundFailed", rid):
+    with reverts("JobSeedRoundFailed", rid):
         env.beacon.assign_committee(env.outsider, job_id)
-    with reverts("RoundNotFailable", rid):
+    with reverts("BeaconRoundNotFailable", rid):
         env.beacon.fail_round(env.outsider, rid, run_parts, run_comms)
     # the next round opened inherits the pot (fee + slashes); 9 Active nodes left: T = 2
     _, rid2 = open_round(env)
@@ -825,15 +825,15 @@ def test_fail_round_also_slashes_withholders_whose_contribution_was_recovered(en
 
 
 def test_fulfill_to_an_account_without_callback(env: Env) -> None:
-    with reverts("UnknownRequest", 99):
+    with reverts("BeaconUnknownRequest", 99):
         env.beacon.fulfill(env.outsider, 99)
-    with reverts("UnknownRequest", 99):
+    with reverts("BeaconUnknownRequest", 99):
         env.beacon.randomness_of(99)
     req, rid = open_round(env)
-    with reverts("RoundNotFinal", rid):
+    with reverts("BeaconRoundNotFinal", rid):
         env.beacon.fulfill(env.outsider, req)
     run = committed(env, rid)
-    with reverts("RoundNotFinal", rid):
+    with reverts("BeaconRoundNotFinal", rid):
         env.beacon.fulfill(env.outsider, req)
     run.reveal(env.outsider)
     tx = env.beacon.fulfill(env.outsider, req)
@@ -847,7 +847,7 @@ def test_fulfill_to_an_account_without_callback(env: Env) -> None:
     )
     assert env.beacon.get_request(req).status is RequestStatus.FULFILLED
     assert env.beacon.randomness_of(req) == value
-    with reverts("RequestNotPending", req):
+    with reverts("BeaconRequestNotPending", req):
         env.beacon.fulfill(env.outsider, req)
 
 
@@ -855,12 +855,12 @@ def test_dice_consumer_rolls(env: Env, artifacts: dict[str, CompiledContract]) -
     dice = Consumer(env, artifacts["DiceConsumer"])
     assert dice.contract.functions.beacon().call() == env.market.address
     rolls = [dice.request_id(dice.send("roll", value=PAID)) for _ in range(3)]
-    with reverts("FeeTooLow"):  # the fee alone does not pay for the callback's 60k gas
+    with reverts("BeaconFeeTooLow"):  # the fee alone does not pay for the callback's 60k gas
         dice.send("roll", value=FEE)
     rid = env.beacon.get_request(rolls[0]).round_id
     assert {env.beacon.get_request(r).round_id for r in rolls} == {rid}
     assert env.beacon.get_request(rolls[0]).callback_gas_limit == 60_000
-    with reverts("OnlyBeacon", env.buyer.address):
+    with reverts("RandomnessConsumerOnlyBeacon", env.buyer.address):
         dice.send("onRandomness", rolls[0], bytes(32))
     run = committed(env, rid)
     run.reveal(env.outsider)
@@ -892,12 +892,12 @@ def test_fulfill_needs_gas_for_the_whole_callback(
     env: Env, artifacts: dict[str, CompiledContract]
 ) -> None:
     """A submitter cannot starve the callback: below the gas the callback needs, fulfill
-    reverts InsufficientGasForCallback; at the smallest gas limit that goes through, the
+    reverts ExactGasCallInsufficientGas; at the smallest gas limit that goes through, the
     consumer still receives exactly its callbackGasLimit and succeeds."""
     dice = Consumer(env, artifacts["DiceConsumer"])
     req = dice.request_id(dice.send("roll", value=PAID))
     committed(env, env.beacon.get_request(req).round_id).reveal(env.outsider)
-    with reverts("InsufficientGasForCallback") as e:
+    with reverts("ExactGasCallInsufficientGas") as e:
         env.beacon.fulfill(env.outsider, req, gas_limit=90_000)
     assert e.value.error_args[1] == 60_000 + 60_000 // 63 + 10_000
 
@@ -941,7 +941,7 @@ def test_failing_callbacks_are_recorded_not_fatal(
     # RevertingConsumer is not copied back).
     # bounded: the callback gas plus the fixed cost of a fulfil (incl. crediting the deliverer)
     assert tx.gas_used < limit + 70_000, tx.gas_used
-    with reverts("RequestNotPending", req):
+    with reverts("BeaconRequestNotPending", req):
         env.beacon.fulfill(env.outsider, req)
 
 
@@ -953,28 +953,28 @@ def test_assign_committee_failures(env: Env) -> None:
         env.beacon.assign_committee(env.outsider, 99)
     job_id, _ = env.post(timeout_s=600)
     rid = env.market.get_job(job_id).seed_round
-    with reverts("SeedNotReady", rid):  # Open
+    with reverts("JobSeedNotReady", rid):  # Open
         env.beacon.assign_committee(env.outsider, job_id)
     run = committed(env, rid)
-    with reverts("SeedNotReady", rid):  # Committed
+    with reverts("JobSeedNotReady", rid):  # Committed
         env.beacon.assign_committee(env.outsider, job_id)
     run.reveal(env.outsider)
     expected = env.beacon.simulate_assign(job_id)
     committee, _ = env.beacon.assign_committee(env.outsider, job_id)
     assert committee == expected == expected_committee(env, job_id)
     assert env.market.get_job(job_id).committee_hash == committee_hash(committee)
-    with reverts("CommitteeAlreadyAssigned", job_id):
+    with reverts("JobCommitteeAlreadyAssigned", job_id):
         env.beacon.assign_committee(env.outsider, job_id)
     # Too late, and jobs no longer Open.
     late, _ = env.post(timeout_s=30)
     refunded, _ = env.post(timeout_s=30)
     big, _ = env.post(len(env.nodes) + 1)
     seed_job(env.beacon, late, env.nodes, env.outsider)
-    with reverts("TooFewEligibleNodes", len(env.nodes), len(env.nodes) + 1):
+    with reverts("JobTooFewEligibleNodes", len(env.nodes), len(env.nodes) + 1):
         env.beacon.assign_committee(env.outsider, big)
     env.advance(31)
     deadline = env.market.get_job(late).deadline
-    with reverts("DeadlinePassed", deadline):
+    with reverts("JobDeadlinePassed", deadline):
         env.beacon.assign_committee(env.outsider, late)
     env.market.reclaim_escrow(env.buyer, refunded)
     with reverts("JobNotOpen", refunded):
@@ -1018,7 +1018,7 @@ def test_draw_committee_view_matches_python(env: Env) -> None:
         cands = sorted(addresses, key=lambda a: int(a, 16))
         seed = secrets.token_bytes(32)
         assert env.beacon.draw_committee(cands, n, seed) == draw(cands, n, seed)
-    with reverts("TooFewEligibleNodes", 2, 3):
+    with reverts("JobTooFewEligibleNodes", 2, 3):
         env.beacon.draw_committee(cands[:2], 3, seed)
 
 
@@ -1035,7 +1035,7 @@ def test_eligibility_is_fixed_at_the_commit_block(env: Env) -> None:
     env.market.request_exit(leaver)
     committee, _ = env.beacon.assign_committee(env.outsider, all_of_them)
     assert committee == [n.address for n in env.nodes]  # leaver in, newcomer out
-    with reverts("TooFewEligibleNodes", len(env.nodes), len(env.nodes) + 1):
+    with reverts("JobTooFewEligibleNodes", len(env.nodes), len(env.nodes) + 1):
         env.beacon.assign_committee(env.outsider, one_more)
     assert eligible_at(env, commit_block) == committee
     # The next round sees the newcomer and not the leaver.

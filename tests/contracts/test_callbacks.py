@@ -219,7 +219,7 @@ def test_stats_consumer_posts_a_mean_job_and_receives_the_result(
     before = env.balance(finalizer)
     wtx = env.market.withdraw_rewards(finalizer)
     assert env.balance(finalizer) == before + fee - env.fee(wtx)
-    with reverts("NotPending", job_id):
+    with reverts("StatsNotPending", job_id):
         stats.send("reclaim", job_id)
 
 
@@ -258,17 +258,17 @@ def test_only_the_market_can_deliver_or_send_eth(
     env: Env, artifacts: dict[str, CompiledContract]
 ) -> None:
     stats = Consumer(env, artifacts["StatsConsumer"])
-    with reverts("OnlyMarket", env.buyer.address):
+    with reverts("MPCJobConsumerOnlyMarket", env.buyer.address):
         stats.send("onMPCResult", 1, [3, 6])
     with pytest.raises(ContractLogicError) as excinfo:
         env.w3.eth.call({"from": env.outsider.address, "to": stats.address, "value": 1})
     err = stats.decoder.from_exception(excinfo.value)
-    assert (err.error_name, err.error_args) == ("OnlyMarket", (env.outsider.address,))
+    assert (err.error_name, err.error_args) == ("MPCJobConsumerOnlyMarket", (env.outsider.address,))
 
 
 def test_stats_consumer_payment_too_low(env: Env, artifacts: dict[str, CompiledContract]) -> None:
     stats = Consumer(env, artifacts["StatsConsumer"])
-    with reverts("PaymentTooLow") as e:  # the callback fee alone is not an escrow
+    with reverts("JobPaymentTooLow") as e:  # the callback fee alone is not an escrow
         request_mean(env, stats, env.market.job_callback_fee_wei(STATS_GAS))
     sent, need = e.value.error_args
     assert need == MIN_PAYMENT_WEI + callback_fee_at(env, "pending", STATS_GAS) and sent < need
@@ -282,9 +282,9 @@ def test_stats_consumer_reclaim_pays_the_requester_back(
     value = MIN_PAYMENT_WEI + 2 * env.market.job_callback_fee_wei(STATS_GAS)
     job_id, _ = request_mean(env, stats, value, timeout_s=60, account=requester)
     deadline = env.market.get_job(job_id).deadline
-    with reverts("DeadlineNotReached", deadline):  # bubbled up from the market
+    with reverts("JobDeadlineNotReached", deadline):  # bubbled up from the market
         stats.send("reclaim", job_id)
-    with reverts("NotPending", job_id + 1):
+    with reverts("StatsNotPending", job_id + 1):
         stats.send("reclaim", job_id + 1)
     env.advance(61)
     before = env.balance(requester)
@@ -301,7 +301,7 @@ def test_stats_consumer_reclaim_pays_the_requester_back(
     assert stats.call("requestOf", job_id)[1] == 3  # Refunded
     assert env.market.job_callback(job_id) == (STATS_GAS, 0)
     assert env.market.get_job(job_id).status is JobStatus.REFUNDED
-    with reverts("NotPending", job_id):
+    with reverts("StatsNotPending", job_id):
         stats.send("reclaim", job_id)
 
 
@@ -359,7 +359,7 @@ def test_finalize_needs_gas_for_the_whole_callback(
     env: Env, artifacts: dict[str, CompiledContract]
 ) -> None:
     """A finalizer cannot starve the callback: below the gas it needs, finalizeJob reverts
-    InsufficientGasForCallback; at the smallest gas limit that goes through, the consumer
+    ExactGasCallInsufficientGas; at the smallest gas limit that goes through, the consumer
     still receives exactly its callback gas limit and succeeds."""
     stats = Consumer(env, artifacts["StatsConsumer"])
     job_id, _ = request_mean(env, stats, MIN_PAYMENT_WEI + 2 * env.market.job_callback_fee_wei(
@@ -367,7 +367,7 @@ def test_finalize_needs_gas_for_the_whole_callback(
     committee = env.assign(job_id)
     fn = finalize_fn(env, finalize_args(env, job_id, committee, [4, 10 * SCALE]))
     needed = STATS_GAS + STATS_GAS // 63 + RESERVE_GAS
-    with reverts("InsufficientGasForCallback") as e:
+    with reverts("ExactGasCallInsufficientGas") as e:
         call_with_gas(env, fn, 200_000)
     assert e.value.error_args[1] == needed and e.value.error_args[0] < needed
 
@@ -375,7 +375,7 @@ def test_finalize_needs_gas_for_the_whole_callback(
         try:
             call_with_gas(env, fn, gas)
         except ContractRevert as exc:
-            assert exc.error_name == "InsufficientGasForCallback", exc
+            assert exc.error_name == "ExactGasCallInsufficientGas", exc
             return False
         return True
 
@@ -394,8 +394,9 @@ def test_finalize_needs_gas_for_the_whole_callback(
 
 
 def test_post_job_with_callback_by_an_account(env: Env) -> None:
-    """An EOA buyer may ask for a callback too: the call to an account without code succeeds,
-    and the fee still goes to the finalizer."""
+    """An EOA buyer may ask for a callback too: the market does not call an account without
+    code (ExactGasCall), so the callback is recorded as not delivered (ok = false), and the fee
+    still goes to the finalizer."""
     limit = 50_000
     before = env.balance(env.market.address)
     job_id, tx = post_eoa(env, limit, payment_wei=MIN_PAYMENT_WEI, callback_fee_wei=10**15)
@@ -412,7 +413,7 @@ def test_post_job_with_callback_by_an_account(env: Env) -> None:
     ftx = env.market.finalize_job(env.unregistered[2], **finalize_args(env, job_id, committee,
                                                                        [1, 2]))
     [cb] = market_events(env, "JobCallback", ftx)
-    assert (cb["ok"], cb["feeWei"]) == (True, fee)
+    assert (cb["ok"], cb["feeWei"]) == (False, fee)
     assert rewards(env, env.unregistered[2].address) == fee
     assert env.market.job_callback(job2) == (limit, fee2)
 
@@ -438,7 +439,7 @@ def test_post_job_with_callback_limit_zero_is_post_job(env: Env) -> None:
 
 
 def test_post_job_with_callback_gas_too_high(env: Env) -> None:
-    with reverts("CallbackGasTooHigh", MAX_CALLBACK_GAS + 1, MAX_CALLBACK_GAS):
+    with reverts("JobCallbackGasTooHigh", MAX_CALLBACK_GAS + 1, MAX_CALLBACK_GAS):
         post_eoa(env, MAX_CALLBACK_GAS + 1, callback_fee_wei=0)  # checked before the payment
     job_id, _ = post_eoa(env, MAX_CALLBACK_GAS)
     assert env.market.job_callback(job_id)[0] == MAX_CALLBACK_GAS
@@ -446,16 +447,16 @@ def test_post_job_with_callback_gas_too_high(env: Env) -> None:
 
 def test_post_job_with_callback_payment_too_low(env: Env) -> None:
     limit = 100_000
-    with reverts("PaymentTooLow") as e:
+    with reverts("JobPaymentTooLow") as e:
         post_eoa(env, limit, payment_wei=MIN_PAYMENT_WEI, callback_fee_wei=0)
     need = MIN_PAYMENT_WEI + callback_fee_at(env, "pending", limit)
     assert e.value.error_args == (MIN_PAYMENT_WEI, need)
     # One wei short of the minimal escrow once the fee is taken (price of the pending block).
-    with reverts("PaymentTooLow", need - 1, need):
+    with reverts("JobPaymentTooLow", need - 1, need):
         post_eoa(env, limit, payment_wei=MIN_PAYMENT_WEI - 1,
                  callback_fee_wei=callback_fee_at(env, "pending", limit))
     # The remaining checks are postJob's.
-    with reverts("InvalidQuery"):
+    with reverts("JobInvalidQuery"):
         env.market.post_job(
             env.buyer, dataset_id=env.dataset, query="", committee_size=3, threshold=1,
             min_providers=1, timeout_s=60, payment_wei=MIN_PAYMENT_WEI,
@@ -479,9 +480,9 @@ def test_reclaim_refunds_escrow_and_callback_fee(env: Env) -> None:
     fee = callback_fee_at(env, tx.block_number, limit)
     job = env.market.get_job(job_id)
     assert env.market.job_callback(job_id) == (limit, fee)
-    with reverts("DeadlineNotReached", job.deadline):
+    with reverts("JobDeadlineNotReached", job.deadline):
         env.market.reclaim_escrow(env.buyer, job_id)
-    with reverts("NotBuyer"):
+    with reverts("JobNotBuyer"):
         env.market.reclaim_escrow(env.outsider, job_id)
     env.advance(31)
     before = env.balance(env.buyer)

@@ -49,7 +49,7 @@ def high_s(sig: eip712.Sig) -> eip712.Sig:
 
 
 def test_constructor_rejects_exit_delay_not_above_max_timeout(env: Env) -> None:
-    with reverts("InvalidConfiguration", 100, 100):
+    with reverts("MarketInvalidConfiguration", 100, 100):
         deploy_market(
             env.w3,
             env.buyer,
@@ -100,19 +100,19 @@ def test_register_success(env: Env) -> None:
 
 
 def test_register_stake_too_low(env: Env) -> None:
-    with reverts("StakeTooLow", MIN_STAKE_WEI - 1, MIN_STAKE_WEI) as e:
+    with reverts("RegistryStakeTooLow", MIN_STAKE_WEI - 1, MIN_STAKE_WEI) as e:
         env.market.register(env.unregistered[0], KEY, "http://x", MIN_STAKE_WEI - 1)
-    assert str(e.value) == f"StakeTooLow({MIN_STAKE_WEI - 1}, {MIN_STAKE_WEI})"
+    assert str(e.value) == f"RegistryStakeTooLow({MIN_STAKE_WEI - 1}, {MIN_STAKE_WEI})"
 
 
 def test_register_zero_key(env: Env) -> None:
-    with reverts("InvalidEncryptionKey"):
+    with reverts("RegistryInvalidEncryptionKey"):
         env.market.register(env.unregistered[0], bytes(32), "http://x", MIN_STAKE_WEI)
 
 
 @pytest.mark.parametrize("endpoint", ["", "h" * 257, "http://a b", "http://\u00e9", "a\nb"])
 def test_register_bad_endpoint(env: Env, endpoint: str) -> None:
-    with reverts("InvalidEndpoint"):
+    with reverts("RegistryInvalidEndpoint"):
         env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
 
 
@@ -151,31 +151,31 @@ def test_endpoint_printable_ascii_boundaries(env: Env, endpoint: str, ok: bool) 
         env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
         assert env.market.get_node(env.unregistered[0].address).endpoint == endpoint
     else:
-        with reverts("InvalidEndpoint"):
+        with reverts("RegistryInvalidEndpoint"):
             env.market.register(env.unregistered[0], KEY, endpoint, MIN_STAKE_WEI)
 
 
 def test_update_endpoint_failures(env: Env) -> None:
-    with reverts("NotRegistered", env.unregistered[0].address):
+    with reverts("RegistryNotRegistered", env.unregistered[0].address):
         env.market.update_endpoint(env.unregistered[0], "http://x")
     for bad in ("", "h" * 257, "http://\u00ff"):
-        with reverts("InvalidEndpoint"):
+        with reverts("RegistryInvalidEndpoint"):
             env.market.update_endpoint(env.nodes[0], bad)
 
 
 def test_register_duplicate(env: Env) -> None:
     node = env.nodes[0]
-    with reverts("AlreadyRegistered", node.address) as e:
+    with reverts("RegistryAlreadyRegistered", node.address) as e:
         env.market.register(node, KEY, "http://x", MIN_STAKE_WEI)
-    assert str(e.value) == f"AlreadyRegistered({node.address})"
+    assert str(e.value) == f"RegistryAlreadyRegistered({node.address})"
     env.market.request_exit(node)  # an Exiting node is still registered
-    with reverts("AlreadyRegistered", node.address):
+    with reverts("RegistryAlreadyRegistered", node.address):
         env.market.register(node, KEY, "http://x", MIN_STAKE_WEI)
 
 
 def test_node_at_out_of_bounds(env: Env) -> None:
     n = env.market.node_count()
-    with reverts("IndexOutOfBounds", n, n):
+    with reverts("RegistryIndexOutOfBounds", n, n):
         env.market.node_at(n)
 
 
@@ -189,7 +189,7 @@ def test_unknown_node_is_all_zero(env: Env) -> None:
 
 
 def test_request_exit_not_registered(env: Env) -> None:
-    with reverts("NotRegistered", env.outsider.address):
+    with reverts("RegistryNotRegistered", env.outsider.address):
         env.market.request_exit(env.outsider)
 
 
@@ -203,17 +203,17 @@ def test_request_exit_twice(env: Env) -> None:
     assert not env.market.is_active(node.address)
     logs = env.market.contract.events.NodeExitRequested().process_receipt(tx.receipt)
     assert logs[0]["args"]["exitAt"] == info.exit_at
-    with reverts("NotActive", node.address):
+    with reverts("RegistryNotActive", node.address):
         env.market.request_exit(node)
 
 
 def test_withdraw_stake_not_registered(env: Env) -> None:
-    with reverts("NotRegistered", env.outsider.address):
+    with reverts("RegistryNotRegistered", env.outsider.address):
         env.market.withdraw_stake(env.outsider)
 
 
 def test_withdraw_stake_without_exit_request(env: Env) -> None:
-    with reverts("ExitNotReady", 0):
+    with reverts("RegistryExitNotReady", 0):
         env.market.withdraw_stake(env.nodes[0])
 
 
@@ -222,7 +222,7 @@ def test_withdraw_stake_too_early(env: Env) -> None:
     env.market.request_exit(node)
     exit_at = env.market.get_node(node.address).exit_at
     env.advance(EXIT_DELAY_S - 100)
-    with reverts("ExitNotReady", exit_at):
+    with reverts("RegistryExitNotReady", exit_at):
         env.market.withdraw_stake(node)
 
 
@@ -256,7 +256,7 @@ def test_withdraw_stake_pays_stake_and_rewards_and_removes(env: Env) -> None:
     assert set(after_list) == set(before_list) - {node.address}
     if before_list[-1] != node.address:
         assert after_list[before_list.index(node.address)] == before_list[-1]  # swap-and-pop
-    with reverts("NotRegistered", node.address):
+    with reverts("RegistryNotRegistered", node.address):
         env.market.withdraw_stake(node)
     # It may register again.
     env.market.register(node, KEY, "http://again", MIN_STAKE_WEI)
@@ -277,9 +277,9 @@ def test_withdraw_stake_of_last_listed_node(env: Env) -> None:
 
 
 def test_withdraw_rewards_nothing(env: Env) -> None:
-    with reverts("NothingToWithdraw"):
+    with reverts("RegistryNothingToWithdraw"):
         env.market.withdraw_rewards(env.nodes[0])
-    with reverts("NothingToWithdraw"):
+    with reverts("RegistryNothingToWithdraw"):
         env.market.withdraw_rewards(env.outsider)
 
 
@@ -331,19 +331,19 @@ def test_post_job_success(env: Env) -> None:
 
 
 def test_post_job_payment_too_low(env: Env) -> None:
-    with reverts("PaymentTooLow", MIN_PAYMENT_WEI - 1, MIN_PAYMENT_WEI):
+    with reverts("JobPaymentTooLow", MIN_PAYMENT_WEI - 1, MIN_PAYMENT_WEI):
         env.post(payment_wei=MIN_PAYMENT_WEI - 1)
 
 
 @pytest.mark.parametrize("query", ["", "q" * 257])
 def test_post_job_invalid_query(env: Env, query: str) -> None:
-    with reverts("InvalidQuery"):
+    with reverts("JobInvalidQuery"):
         env.post(query=query)
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 33, 255])
 def test_post_job_invalid_committee_size(env: Env, size: int) -> None:
-    with reverts("InvalidCommitteeSize", size):
+    with reverts("JobInvalidCommitteeSize", size):
         env.post(size, threshold=1, min_providers=1, timeout_s=60, payment_wei=MIN_PAYMENT_WEI)
 
 
@@ -351,12 +351,12 @@ def test_post_job_invalid_committee_size(env: Env, size: int) -> None:
 def test_post_job_invalid_threshold(env: Env, threshold: int) -> None:
     """1 <= t and n >= 2t+1: with n=3 only t=1 is allowed (t=2 would let two corrupt members
     steer what the honest one reconstructs)."""
-    with reverts("InvalidThreshold", threshold, 3):
+    with reverts("JobInvalidThreshold", threshold, 3):
         env.post(threshold=threshold)
 
 
 def test_post_job_threshold_two_needs_five_members(env: Env) -> None:
-    with reverts("InvalidThreshold", 2, 4):
+    with reverts("JobInvalidThreshold", 2, 4):
         env.post(4, threshold=2)
     job_id, _ = env.post(5, threshold=2)
     assert env.market.get_job(job_id).threshold == 2
@@ -377,7 +377,7 @@ def test_post_job_too_few_active_nodes(env: Env) -> None:
         "timeout_s": 60,
         "payment_wei": MIN_PAYMENT_WEI,
     }
-    with reverts("TooFewActiveNodes", 2, 3):
+    with reverts("BeaconTooFewActiveNodes", 2, 3):
         market.post_job(env.buyer, **post)  # type: ignore[arg-type]
     assert market.job_count() == 0
     market.register(env.nodes[2], KEY, "http://n2", MIN_STAKE_WEI)
@@ -404,13 +404,13 @@ def test_post_job_joins_the_open_round_until_its_commit_deadline(env: Env) -> No
 
 
 def test_post_job_invalid_min_providers(env: Env) -> None:
-    with reverts("InvalidMinProviders"):
+    with reverts("JobInvalidMinProviders"):
         env.post(min_providers=0)
 
 
 @pytest.mark.parametrize("timeout_s", [0, MAX_TIMEOUT_S + 1])
 def test_post_job_invalid_timeout(env: Env, timeout_s: int) -> None:
-    with reverts("InvalidTimeout", timeout_s):
+    with reverts("JobInvalidTimeout", timeout_s):
         env.post(timeout_s=timeout_s)
 
 
@@ -439,14 +439,14 @@ def test_max_committee_of_32_and_top_mask_bit(env: Env) -> None:
 def test_committee_is_drawn_from_eligible_nodes_only(env: Env) -> None:
     """A node that requested its exit before the round's commit block is never drawn (it
     replaces the old 'member not Active at post' check); with one node short the draw
-    reverts TooFewEligibleNodes."""
+    reverts JobTooFewEligibleNodes."""
     exiting = env.nodes[5]
     env.market.request_exit(exiting)
     job_id, committee = env.post_assigned(len(env.nodes) - 1)
     assert exiting not in committee
     assert committee == [n for n in env.nodes if n is not exiting]
     too_big, _ = env.post(len(env.nodes))  # a new round: the first one is final
-    with reverts("TooFewEligibleNodes", len(env.nodes) - 1, len(env.nodes)):
+    with reverts("JobTooFewEligibleNodes", len(env.nodes) - 1, len(env.nodes)):
         env.assign(too_big)
     assert env.market.get_job(job_id).committee_size == len(env.nodes) - 1
 
@@ -526,7 +526,7 @@ def test_finalize_success(env: Env) -> None:
     assert logs[0]["args"]["amountWei"] == share
     assert env.market.get_node(member.address).rewards_wei == 0
     assert env.market.get_node(member.address).stake_wei == MIN_STAKE_WEI
-    with reverts("NothingToWithdraw"):
+    with reverts("RegistryNothingToWithdraw"):
         env.market.withdraw_rewards(member)
 
 
@@ -560,11 +560,11 @@ def test_finalize_unknown_job(env: Env) -> None:
 def test_finalize_before_the_committee_is_assigned(env: Env) -> None:
     job_id, _ = env.post()
     args = _finalize_args(env, job_id, env.nodes[:3])
-    with reverts("CommitteeNotAssigned", job_id):
+    with reverts("JobCommitteeNotAssigned", job_id):
         _finalize(env, **args)
     # Its round finalized but nobody called assignCommittee yet: still not assigned.
     seed_job(env.beacon, job_id, env.nodes, env.outsider)
-    with reverts("CommitteeNotAssigned", job_id):
+    with reverts("JobCommitteeNotAssigned", job_id):
         _finalize(env, **args)
     committee = env.assign(job_id)
     _finalize(env, **_finalize_args(env, job_id, committee))
@@ -574,7 +574,7 @@ def test_finalize_before_the_committee_is_assigned(env: Env) -> None:
 def test_finalize_too_few_signatures(env: Env) -> None:
     job_id, committee = env.post_assigned(5, threshold=2)
     args = _finalize_args(env, job_id, committee, signers=committee[:2])
-    with reverts("TooFewSignatures", 2, 3):
+    with reverts("JobTooFewSignatures", 2, 3):
         _finalize(env, **args)
 
 
@@ -582,14 +582,14 @@ def test_finalize_duplicate_signer(env: Env) -> None:
     job_id, committee = env.post_assigned()
     args = _finalize_args(env, job_id, committee, signers=committee[:1])
     args["signatures"] = args["signatures"] * 2
-    with reverts("SignersNotSorted", 1):
+    with reverts("JobSignersNotSorted", 1):
         _finalize(env, **args)
 
 
 def test_finalize_unsorted_signers(env: Env) -> None:
     _, _, args = _assigned(env)
     args["signatures"] = list(reversed(args["signatures"]))
-    with reverts("SignersNotSorted", 1):
+    with reverts("JobSignersNotSorted", 1):
         _finalize(env, **args)
 
 
@@ -598,7 +598,7 @@ def test_finalize_unregistered_signer(env: Env) -> None:
     stranger = env.unregistered[0]
     # Signatures are sorted by signer, so the stranger fails the membership check wherever it is.
     args = _finalize_args(env, job_id, committee, signers=[stranger, *committee[:1]])
-    with reverts("NotCommitteeMember", stranger.address):
+    with reverts("JobNotCommitteeMember", stranger.address):
         _finalize(env, **args)
 
 
@@ -607,7 +607,7 @@ def test_finalize_non_committee_signer(env: Env, above: bool) -> None:
     job_id, committee = env.post_assigned()
     outsider_node = env.non_member(committee, above)  # registered, not drawn
     args = _finalize_args(env, job_id, committee, signers=[*committee[:1], outsider_node])
-    with reverts("NotCommitteeMember", outsider_node.address):
+    with reverts("JobNotCommitteeMember", outsider_node.address):
         _finalize(env, **args)
 
 
@@ -621,7 +621,7 @@ def test_finalize_signature_for_another_job(env: Env) -> None:
     wrong = env.signatures(other_id, committee[:1], AGGS, inputs)
     args["signatures"] = [wrong[0], args["signatures"][1]]
     # The signature recovers to an unrelated address, which is not a committee member.
-    with reverts("NotCommitteeMember"):
+    with reverts("JobNotCommitteeMember"):
         _finalize(env, **args)
 
 
@@ -630,7 +630,7 @@ def test_finalize_signature_over_other_aggregates(env: Env) -> None:
     args["aggregates"] = [5, -7, 123_456_788]
     with pytest.raises(ContractRevert) as e:
         _finalize(env, **args)
-    assert e.value.error_name in {"NotCommitteeMember", "SignersNotSorted"}
+    assert e.value.error_name in {"JobNotCommitteeMember", "JobSignersNotSorted"}
 
 
 def test_finalize_high_s_and_bad_v_signatures(env: Env) -> None:
@@ -638,7 +638,7 @@ def test_finalize_high_s_and_bad_v_signatures(env: Env) -> None:
     root, sig = args["signatures"][1]
     for bad in (high_s(sig), eip712.Sig(sig.r, sig.s, 29), eip712.Sig(sig.r, bytes(32), sig.v)):
         tampered = dict(args, signatures=[args["signatures"][0], (root, bad)])
-        with reverts("InvalidSignature", 1):
+        with reverts("JobInvalidSignature", 1):
             _finalize(env, **tampered)
 
 
@@ -647,14 +647,14 @@ def test_finalize_wrong_committee_list(env: Env) -> None:
     members = args["committee"]
     other = env.non_member(committee).address
     for wrong in (members[:2], [*members[:2], other], members[::-1], [*members, other]):
-        with reverts("CommitteeMismatch"):
+        with reverts("JobCommitteeMismatch"):
             _finalize(env, **dict(args, committee=wrong))
 
 
 def test_finalize_too_few_providers(env: Env) -> None:
     job_id, committee = env.post_assigned(min_providers=3)
     args = _finalize_args(env, job_id, committee, providers=env.providers(2))
-    with reverts("TooFewProviders", 2, 3):
+    with reverts("JobTooFewProviders", 2, 3):
         _finalize(env, **args)
 
 
@@ -662,7 +662,7 @@ def test_finalize_unsorted_or_duplicate_providers(env: Env) -> None:
     _, _, args = _assigned(env)
     inputs = args["inputs"]
     for bad, index in ((list(reversed(inputs)), 1), ([inputs[0], *inputs], 1)):
-        with reverts("ProvidersNotSorted", index):
+        with reverts("JobProvidersNotSorted", index):
             _finalize(env, **dict(args, inputs=bad))
 
 
@@ -670,7 +670,7 @@ def test_finalize_unregistered_provider(env: Env) -> None:
     job_id, committee = env.post_assigned()
     stranger = env.unregistered[0]
     args = _finalize_args(env, job_id, committee, providers=[*env.providers(3), stranger])
-    with reverts("NotRegistered", stranger.address):
+    with reverts("RegistryNotRegistered", stranger.address):
         _finalize(env, **args)
 
 
@@ -681,18 +681,18 @@ def test_finalize_bad_provider_signature(env: Env) -> None:
     forged = eip712.sign_input_commitment(Account.create(), env.market.domain(), job_id, commitment)
     for bad in (forged, high_s(sig), eip712.Sig(sig.r, sig.s, 26)):
         inputs[2] = (provider, commitment, bad)
-        with reverts("InvalidProviderSignature", provider):
+        with reverts("JobInvalidProviderSignature", provider):
             _finalize(env, **dict(args, inputs=list(inputs)))
     # A valid signature over another commitment does not match either.
     inputs[2] = (provider, bytes(32), sig)
-    with reverts("InvalidProviderSignature", provider):
+    with reverts("JobInvalidProviderSignature", provider):
         _finalize(env, **dict(args, inputs=inputs))
 
 
 @pytest.mark.parametrize("aggregates", [[], list(range(65))])
 def test_finalize_invalid_aggregates(env: Env, aggregates: list[int]) -> None:
     _, _, args = _assigned(env)
-    with reverts("InvalidAggregates"):
+    with reverts("JobInvalidAggregates"):
         _finalize(env, **dict(args, aggregates=aggregates))
 
 
@@ -701,7 +701,7 @@ def test_finalize_at_and_after_deadline(env: Env) -> None:
     deadline = env.market.get_job(job_id).deadline
     env.advance(101)
     assert env.now() > deadline
-    with reverts("DeadlinePassed", deadline):
+    with reverts("JobDeadlinePassed", deadline):
         _finalize(env, **args)
     # Exactly at the deadline is still in time.
     job2, _, args2 = _assigned(env, timeout_s=100)
@@ -724,19 +724,19 @@ def test_finalize_twice(env: Env) -> None:
 def test_reclaim_not_buyer(env: Env) -> None:
     job_id, _ = env.post(timeout_s=10)
     env.advance(11)
-    with reverts("NotBuyer"):
+    with reverts("JobNotBuyer"):
         env.market.reclaim_escrow(env.outsider, job_id)
-    with reverts("NotBuyer"):
+    with reverts("JobNotBuyer"):
         env.market.reclaim_escrow(env.buyer, 12345)  # no such job
 
 
 def test_reclaim_before_deadline(env: Env) -> None:
     job_id, _ = env.post(timeout_s=100)
     deadline = env.market.get_job(job_id).deadline
-    with reverts("DeadlineNotReached", deadline):
+    with reverts("JobDeadlineNotReached", deadline):
         env.market.reclaim_escrow(env.buyer, job_id)
     env.set_next_timestamp(deadline)  # at the deadline the job can still be finalized
-    with reverts("DeadlineNotReached", deadline):
+    with reverts("JobDeadlineNotReached", deadline):
         env.market.reclaim_escrow(env.buyer, job_id)
 
 
@@ -771,7 +771,7 @@ def test_reclaim_of_a_job_whose_committee_was_never_drawn(env: Env) -> None:
     """If no beacon round ever seeds the job, the buyer still gets the escrow back."""
     job_id, _ = env.post(timeout_s=10, payment_wei=MIN_PAYMENT_WEI)
     env.advance(11)
-    with reverts("DeadlinePassed", env.market.get_job(job_id).deadline):
+    with reverts("JobDeadlinePassed", env.market.get_job(job_id).deadline):
         env.assign(job_id)  # too late to draw a committee
     env.market.reclaim_escrow(env.buyer, job_id)
     assert env.market.get_job(job_id).status is JobStatus.REFUNDED
@@ -812,9 +812,9 @@ def test_revert_decoding_of_builtin_and_unknown_errors(env: Env) -> None:
     assert (panic.error_name, panic.error_args) == ("Panic", (0x11,))
     unknown = decode_revert(abi, b"\xde\xad\xbe\xef")
     assert unknown.error_name == "Unknown"
-    selector = keccak(text="NotActive(address)")[:4]
+    selector = keccak(text="RegistryNotActive(address)")[:4]
     decoded = decode_revert(abi, selector + encode(["address"], [env.nodes[0].address]))
-    assert str(decoded) == f"NotActive({env.nodes[0].address})"
+    assert str(decoded) == f"RegistryNotActive({env.nodes[0].address})"
 
 
 def test_anvil_lifecycle_and_dev_accounts(env: Env) -> None:

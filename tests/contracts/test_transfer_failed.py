@@ -1,5 +1,5 @@
-"""The market's ETH payouts to an account that refuses ETH revert with TransferFailed and change
-nothing (checks-effects-interactions: the whole transaction reverts, escrow/stake stay put).
+"""The market's ETH payouts to an account that refuses ETH revert with MarketTransferFailed and
+change nothing (checks-effects-interactions: the whole transaction reverts, escrow/stake stay put).
 
 The refusing account is contracts/test/EtherRejecter.sol, a forwarder whose receive() reverts,
 acting as a buyer (reclaimEscrow) and as a node (withdrawStake). withdrawRewards to such an
@@ -59,7 +59,7 @@ def test_reclaim_to_a_buyer_refusing_eth(env: Env, rejecter_artifact: Any) -> No
     job_id = env.market.job_count()
     assert env.market.get_job(job_id).buyer == rejecter.address
     env.advance(61)
-    assert forward_reverts(env, rejecter, fns.reclaimEscrow(job_id)) == "TransferFailed()"
+    assert forward_reverts(env, rejecter, fns.reclaimEscrow(job_id)) == "MarketTransferFailed()"
     assert int(env.market.get_job(job_id).status) == 1  # still Open: nothing changed
     assert env.balance(env.market.address) >= MIN_PAYMENT_WEI
 
@@ -70,6 +70,6 @@ def test_withdraw_stake_to_a_node_refusing_eth(env: Env, rejecter_artifact: Any)
     forward(env, rejecter, fns.register(b"\x07" * 32, "http://127.0.0.1:1"), value=MIN_STAKE_WEI)
     forward(env, rejecter, fns.requestExit())
     env.advance(EXIT_DELAY_S + 1)
-    assert forward_reverts(env, rejecter, fns.withdrawStake()) == "TransferFailed()"
+    assert forward_reverts(env, rejecter, fns.withdrawStake()) == "MarketTransferFailed()"
     node = env.market.get_node(rejecter.address)
     assert node.stake_wei == MIN_STAKE_WEI and int(node.status) == 2  # still Exiting, staked

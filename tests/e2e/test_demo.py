@@ -89,7 +89,7 @@ def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
     time.sleep(2.5)  # real time for the nodes to try (and refuse) to open; < timeout_s
     job = network.market.get_job(job_id)
     assert int(job.status) == 1  # still Open: no result was finalized
-    with pytest.raises(ContractRevert, match="DeadlineNotReached"):
+    with pytest.raises(ContractRevert, match="JobDeadlineNotReached"):
         network.market.reclaim_escrow(network.buyer, job_id)
     network.w3.provider.make_request("evm_increaseTime", [10])  # type: ignore[arg-type]
     network.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

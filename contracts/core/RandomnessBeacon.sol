@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {NotActive, NotRegistered} from "./NodeRegistry.sol";
-import {IRandomnessConsumer} from "./IRandomnessConsumer.sol";
+import {IRandomnessConsumer} from "../interfaces/IRandomnessConsumer.sol";
+import {ExactGasCall} from "../libraries/ExactGasCall.sol";
+import {RegistryNotActive, RegistryNotRegistered, Sig} from "../libraries/MarketTypes.sol";
 
 /// @title RandomnessBeacon — commit / reveal / recover randomness run by the registered nodes
 /// @notice A round is opened by demand (a job post or a paid randomness request). The registered
@@ -21,8 +23,11 @@ import {IRandomnessConsumer} from "./IRandomnessConsumer.sol";
 ///         (EIP-196 precompiles). After the reveal phase anyone holding T+1 shares of a withheld
 ///         contribution reconstructs it and submits it (recover); the same check applies, and the
 ///         participant that withheld is slashed. If contributions are still missing when the
-///         recovery phase ends (fewer than T+1 honest share holders), the round fails visibly and
-///         its requests move to a new round.
+///         recovery phase ends (fewer than T+1 honest share holders), the round fails visibly
+///         (failRound): its output was fixed at the commit, so it is never re-drawn; it yields no
+///         value and gets no successor, its requests stay unanswered and its jobs get no
+///         committee. Only a round that never committed moves its requests and jobs to a new
+///         round.
 /// @dev Phases are bounded in blocks (phaseBlocks each): commit until openBlock + phaseBlocks,
 ///      reveal until commitBlock + phaseBlocks, recovery until commitBlock + 2 * phaseBlocks. A
 ///      phase ends early as soon as every contribution is in. Sources: Pedersen, "Non-interactive
@@ -64,13 +69,6 @@ abstract contract RandomnessBeacon is EIP712 {
         bytes32 restHash; // keccak256 of the commitment points C_1..C_T
     }
 
-    /// @notice An ECDSA signature; v in {27, 28}, low s.
-    struct BeaconSig {
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
-    }
-
     enum RequestStatus {
         None,
         Pending,
@@ -87,11 +85,11 @@ abstract contract RandomnessBeacon is EIP712 {
     }
 
     /// @notice EIP-712 type hash of BeaconCommit(uint256 roundId,bytes32 participantsHash).
-    bytes32 public constant BEACON_COMMIT_TYPEHASH =
-        keccak256("BeaconCommit(uint256 roundId,bytes32 participantsHash)");
+    bytes32 public constant BEACON_COMMIT_TYPEHASH = keccak256(
+        "BeaconCommit(uint256 roundId,bytes32 participantsHash)"
+    );
     /// @notice BN254 scalar field order r (the group order of G1).
-    uint256 public constant FIELD_ORDER =
-        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    uint256 public constant FIELD_ORDER = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @notice Pedersen generator H = try-and-increment hash of "MPCMarket/pedersen/H" (counter 0).
     uint256 public constant H_X = 0x0ad60f0bde053fa84253c242302a2e760d8989580a1e13e3c9df88c572d598fd;
     uint256 public constant H_Y = 0x17bc53eb26c2da0ba80350ba09b910cd8a6e61eeb45ea668a5051fabda18c382;
@@ -125,18 +123,29 @@ abstract contract RandomnessBeacon is EIP712 {
     /// @notice Round `roundId` opened at `openBlock` with threshold T; commits accepted until
     ///         block `commitDeadline`; `activeNodes` were Active at opening.
     event RoundOpened(
-        uint256 indexed roundId, uint256 openBlock, uint256 commitDeadline, uint8 threshold, uint256 activeNodes
+        uint256 indexed roundId,
+        uint256 openBlock,
+        uint256 commitDeadline,
+        uint8 threshold,
+        uint256 activeNodes
     );
     /// @notice The participants of `roundId` and their commitments, in ascending address order.
     event RoundCommitted(
-        uint256 indexed roundId, address[] participants, bytes32[] commitments, uint256 revealDeadline
+        uint256 indexed roundId,
+        address[] participants,
+        bytes32[] commitments,
+        uint256 revealDeadline
     );
     /// @notice A contribution was opened: by its owner (recovered = false) or reconstructed from
     ///         T+1 shares after the reveal phase (recovered = true).
     event ContributionOpened(uint256 indexed roundId, address indexed participant, uint256 secret, bool recovered);
     /// @notice Round `roundId` produced `output`; each revealer was credited `rewardPerRevealerWei`.
     event RoundFinalized(
-        uint256 indexed roundId, bytes32 output, uint64 revealedMask, uint64 recoveredMask, uint256 rewardPerRevealerWei
+        uint256 indexed roundId,
+        bytes32 output,
+        uint64 revealedMask,
+        uint64 recoveredMask,
+        uint256 rewardPerRevealerWei
     );
     /// @notice Round `roundId` failed: no commit in time (its requests moved to round
     ///         `successor`), or contributions missing after recovery (`missingMask`; successor 0:
@@ -144,39 +153,100 @@ abstract contract RandomnessBeacon is EIP712 {
     event RoundFailed(uint256 indexed roundId, uint256 successor, uint64 missingMask);
     /// @notice `requester` paid `feeWei` for a random value from round `roundId`.
     event RandomnessRequested(
-        uint256 indexed requestId, address indexed requester, uint256 roundId, uint256 callbackGasLimit, uint256 feeWei
+        uint256 indexed requestId,
+        address indexed requester,
+        uint256 roundId,
+        uint256 callbackGasLimit,
+        uint256 feeWei
     );
     /// @notice Request `requestId` was answered with `value`; `callbackOk` is false if the
-    ///         consumer's callback reverted or ran out of gas (the value stays readable).
+    ///         requester has no code (an EOA), or its callback reverted or ran out of gas (the
+    ///         value stays readable).
     event RandomnessFulfilled(uint256 indexed requestId, uint256 roundId, bytes32 value, bool callbackOk);
 
-    error TooFewActiveNodes(uint256 active, uint256 need);
-    error FeeTooLow(uint256 sentWei, uint256 needWei);
-    error CallbackGasTooHigh(uint256 limit, uint256 max);
-    error UnknownRound(uint256 roundId);
-    error CommitPhaseClosed(uint256 roundId);
-    error LengthMismatch();
-    error TooFewParticipants(uint256 have, uint256 need);
-    error TooManyParticipants(uint256 have, uint256 max);
-    error DuplicateCommit(address participant);
-    error ParticipantsNotSorted(uint256 index);
-    error InvalidCommitSignature(address participant);
-    error RoundNotCommitted(uint256 roundId);
-    error RevealPhaseClosed(uint256 roundId, uint256 revealDeadline);
-    error RecoveryNotOpen(uint256 roundId, uint256 revealDeadline);
-    error RecoveryPhaseClosed(uint256 roundId, uint256 recoveryDeadline);
-    error ParticipantsMismatch();
-    error InvalidIndex(uint256 index);
-    error NothingToOpen(uint256 roundId);
-    error NotAFieldElement();
-    error RevealMismatch(address participant);
-    error RecoveryMismatch(address participant);
-    error RoundNotFailable(uint256 roundId);
-    error UnknownRequest(uint256 requestId);
-    error RequestNotPending(uint256 requestId);
-    error RoundNotFinal(uint256 roundId);
-    error InsufficientGasForCallback(uint256 gasLeft, uint256 needed);
-    error EcPrecompileFailed();
+    /// @notice A round must be opened but too few nodes are Active.
+    /// @param active Active nodes now.
+    /// @param need MIN_BEACON_NODES.
+    error BeaconTooFewActiveNodes(uint256 active, uint256 need);
+    /// @notice requestRandomness paid less than requestPriceWei(callbackGasLimit).
+    /// @param sentWei msg.value (wei).
+    /// @param needWei The price (wei).
+    error BeaconFeeTooLow(uint256 sentWei, uint256 needWei);
+    /// @notice A callback gas limit above MAX_CALLBACK_GAS.
+    /// @param limit The callback gas limit asked for.
+    /// @param max MAX_CALLBACK_GAS.
+    error BeaconCallbackGasTooHigh(uint256 limit, uint256 max);
+    /// @notice No round `roundId` was ever opened.
+    /// @param roundId The round.
+    error BeaconUnknownRound(uint256 roundId);
+    /// @notice The round is no longer Open or its commit deadline passed (a late or second commit).
+    /// @param roundId The round.
+    error BeaconCommitPhaseClosed(uint256 roundId);
+    /// @notice participants, commitments and sigs differ in length.
+    error BeaconLengthMismatch();
+    /// @notice Fewer participants than 2T + 1.
+    /// @param have Participants passed.
+    /// @param need 2T + 1.
+    error BeaconTooFewParticipants(uint256 have, uint256 need);
+    /// @notice More participants than MAX_PARTICIPANTS.
+    /// @param have Participants passed.
+    /// @param max MAX_PARTICIPANTS.
+    error BeaconTooManyParticipants(uint256 have, uint256 max);
+    /// @notice A participant is listed twice.
+    /// @param participant The repeated address.
+    error BeaconDuplicateCommit(address participant);
+    /// @notice Participants not strictly ascending.
+    /// @param index Position (0-based) of the first one out of order.
+    error BeaconParticipantsNotSorted(uint256 index);
+    /// @notice A participant's BeaconCommit signature is malformed or by someone else.
+    /// @param participant The participant.
+    error BeaconInvalidCommitSignature(address participant);
+    /// @notice The round is not in its reveal or recovery phases (status Committed).
+    /// @param roundId The round.
+    error BeaconRoundNotCommitted(uint256 roundId);
+    /// @notice reveal after the reveal phase (block.number > revealDeadline).
+    /// @param roundId The round.
+    /// @param revealDeadline Last block of the reveal phase.
+    error BeaconRevealPhaseClosed(uint256 roundId, uint256 revealDeadline);
+    /// @notice recover during the reveal phase (block.number <= revealDeadline).
+    /// @param roundId The round.
+    /// @param revealDeadline Last block of the reveal phase.
+    error BeaconRecoveryNotOpen(uint256 roundId, uint256 revealDeadline);
+    /// @notice recover after the recovery phase (block.number > recoveryDeadline).
+    /// @param roundId The round.
+    /// @param recoveryDeadline Last block of the recovery phase.
+    error BeaconRecoveryPhaseClosed(uint256 roundId, uint256 recoveryDeadline);
+    /// @notice participants and commitments do not hash to the committed participantsHash.
+    error BeaconParticipantsMismatch();
+    /// @notice An opening names a participant index past the end of Q.
+    /// @param index The index given.
+    error BeaconInvalidIndex(uint256 index);
+    /// @notice None of the openings is new (all were on chain already, or none was given).
+    /// @param roundId The round.
+    error BeaconNothingToOpen(uint256 roundId);
+    /// @notice An opening's secret or salt is not below FIELD_ORDER.
+    error BeaconNotAFieldElement();
+    /// @notice A reveal does not match the participant's commitment.
+    /// @param participant The participant.
+    error BeaconRevealMismatch(address participant);
+    /// @notice A recovered contribution does not match the participant's commitment.
+    /// @param participant The participant.
+    error BeaconRecoveryMismatch(address participant);
+    /// @notice failRound for a round that can still complete, or is final.
+    /// @param roundId The round.
+    error BeaconRoundNotFailable(uint256 roundId);
+    /// @notice No request `requestId` was ever made.
+    /// @param requestId The request.
+    error BeaconUnknownRequest(uint256 requestId);
+    /// @notice The request was answered already.
+    /// @param requestId The request.
+    error BeaconRequestNotPending(uint256 requestId);
+    /// @notice The round serving the request is not Finalized (yet, or ever: Failed after its
+    ///          commit).
+    /// @param roundId The round finally serving the request.
+    error BeaconRoundNotFinal(uint256 roundId);
+    /// @notice An EIP-196 precompile call (ecMul, ecAdd) failed.
+    error BeaconEcPrecompileFailed();
 
     constructor(uint40 phaseBlocks_, uint96 randomnessFeeWei_, uint96 beaconSlashWei_) {
         phaseBlocks = phaseBlocks_;
@@ -217,14 +287,14 @@ abstract contract RandomnessBeacon is EIP712 {
     ///         `callbackGasLimit` gas (0 = no callback; read it with randomnessOf). Pay at least
     ///         requestPriceWei(callbackGasLimit): the callback part goes to the deliverer, the
     ///         rest to the round's revealers.
-    /// @dev Reverts CallbackGasTooHigh(limit, max), FeeTooLow(sent, price),
-    ///      TooFewActiveNodes(active, 3) if a round must be opened and fewer than 3 nodes are
+    /// @dev Reverts BeaconCallbackGasTooHigh(limit, max), BeaconFeeTooLow(sent, price),
+    ///      BeaconTooFewActiveNodes(active, 3) if a round must be opened and fewer than 3 nodes are
     ///      Active. Emits RandomnessRequested (and RoundOpened).
     function requestRandomness(uint256 callbackGasLimit) external payable returns (uint256 requestId) {
-        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+        if (callbackGasLimit > MAX_CALLBACK_GAS) revert BeaconCallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
         uint256 callbackFee = callbackGasLimit * callbackGasPriceWei();
         uint256 price = randomnessFeeWei + callbackFee;
-        if (msg.value < price) revert FeeTooLow(msg.value, price);
+        if (msg.value < price) revert BeaconFeeTooLow(msg.value, price);
         uint64 roundId = _requestRound();
         Round storage round = _rounds[roundId];
         round.potWei = SafeCast.toUint96(uint256(round.potWei) + msg.value - callbackFee);
@@ -236,19 +306,19 @@ abstract contract RandomnessBeacon is EIP712 {
 
     /// @notice Deliver the value of a Pending request whose round (or its successor) is
     ///         Finalized; anyone may call, and is credited the request's callback fee (pull
-    ///         payment). The callback gets exactly callbackGasLimit gas; if it reverts or runs out
-    ///         of gas the request is still answered (CallbackFailed) and the value stays
-    ///         readable through randomnessOf.
-    /// @dev Reverts UnknownRequest(id), RequestNotPending(id), RoundNotFinal(round),
-    ///      InsufficientGasForCallback(gasleft, needed) if the caller did not forward enough gas
+    ///         payment). The callback gets exactly callbackGasLimit gas (ExactGasCall); if the
+    ///         requester has no code, or the callback reverts or runs out of gas, the request is
+    ///         still answered (CallbackFailed) and the value stays readable through randomnessOf.
+    /// @dev Reverts BeaconUnknownRequest(id), BeaconRequestNotPending(id), BeaconRoundNotFinal(round),
+    ///      ExactGasCallInsufficientGas(gasleft, needed) if the caller did not forward enough gas
     ///      for the callback (so a caller cannot make it fail on purpose). Emits RandomnessFulfilled.
     function fulfill(uint256 requestId) external {
         Request storage req = _requests[requestId];
-        if (req.status == RequestStatus.None) revert UnknownRequest(requestId);
-        if (req.status != RequestStatus.Pending) revert RequestNotPending(requestId);
+        if (req.status == RequestStatus.None) revert BeaconUnknownRequest(requestId);
+        if (req.status != RequestStatus.Pending) revert BeaconRequestNotPending(requestId);
         uint256 roundId = _resolveRound(req.roundId);
         Round storage round = _rounds[roundId];
-        if (round.status != RoundStatus.Finalized) revert RoundNotFinal(roundId);
+        if (round.status != RoundStatus.Finalized) revert BeaconRoundNotFinal(roundId);
         bytes32 value = keccak256(abi.encode(round.output, requestId));
         uint256 limit = req.callbackGasLimit;
         address requester = req.requester;
@@ -260,15 +330,9 @@ abstract contract RandomnessBeacon is EIP712 {
             _creditReward(msg.sender, callbackFee); // the deliverer paid the callback's gas
         }
         if (limit > 0) {
-            // EIP-150: a call gets at most 63/64 of the gas left; make sure `limit` is available.
-            uint256 needed = limit + limit / 63 + CALLBACK_RESERVE_GAS;
-            if (gasleft() < needed) revert InsufficientGasForCallback(gasleft(), needed);
             req.status = RequestStatus.Fulfilled; // effects before the interaction
             bytes memory data = abi.encodeCall(IRandomnessConsumer.onRandomness, (requestId, value));
-            // Return data is ignored (not copied), so a consumer cannot grief with a huge revert.
-            assembly ("memory-safe") {
-                ok := call(limit, requester, 0, add(data, 0x20), mload(data), 0, 0)
-            }
+            ok = ExactGasCall.callWithExactGas(requester, limit, CALLBACK_RESERVE_GAS, data);
             if (!ok) req.status = RequestStatus.CallbackFailed;
         } else {
             req.status = RequestStatus.Fulfilled;
@@ -283,42 +347,44 @@ abstract contract RandomnessBeacon is EIP712 {
     /// @param participants Q, strictly ascending, each an Active registered node; 2T+1..64 of them.
     /// @param commitments commitments[i] = keccak256(abi.encode(P.x, P.y, restHash)) of participant i.
     /// @param sigs sigs[i] by participants[i].
-    /// @dev Reverts UnknownRound(id); CommitPhaseClosed(id) if the round is no longer Open or its
-    ///      commit deadline passed (a late or second commit); LengthMismatch();
-    ///      TooFewParticipants(have, 2T+1); TooManyParticipants(have, 64); then per participant
-    ///      DuplicateCommit(p) / ParticipantsNotSorted(i) / NotRegistered(p) / NotActive(p) /
-    ///      InvalidCommitSignature(p). Emits RoundCommitted.
+    /// @dev Reverts BeaconUnknownRound(id); BeaconCommitPhaseClosed(id) if the round is no longer Open or its
+    ///      commit deadline passed (a late or second commit); BeaconLengthMismatch();
+    ///      BeaconTooFewParticipants(have, 2T+1); BeaconTooManyParticipants(have, 64); then per participant
+    ///      BeaconDuplicateCommit(p) / BeaconParticipantsNotSorted(i) / RegistryNotRegistered(p) /
+    ///      RegistryNotActive(p) /
+    ///      BeaconInvalidCommitSignature(p). Emits RoundCommitted.
     function commitRound(
         uint256 roundId,
         address[] calldata participants,
         bytes32[] calldata commitments,
-        BeaconSig[] calldata sigs
+        Sig[] calldata sigs
     ) external {
         Round storage round = _rounds[roundId];
         RoundStatus status = round.status;
-        if (status == RoundStatus.None) revert UnknownRound(roundId);
+        if (status == RoundStatus.None) revert BeaconUnknownRound(roundId);
         if (status != RoundStatus.Open || block.number > uint256(round.openBlock) + phaseBlocks) {
-            revert CommitPhaseClosed(roundId);
+            revert BeaconCommitPhaseClosed(roundId);
         }
         uint256 n = participants.length;
-        if (commitments.length != n || sigs.length != n) revert LengthMismatch();
+        if (commitments.length != n || sigs.length != n) revert BeaconLengthMismatch();
         uint256 need = 2 * uint256(round.threshold) + 1;
-        if (n < need) revert TooFewParticipants(n, need);
-        if (n > MAX_PARTICIPANTS) revert TooManyParticipants(n, MAX_PARTICIPANTS);
+        if (n < need) revert BeaconTooFewParticipants(n, need);
+        if (n > MAX_PARTICIPANTS) revert BeaconTooManyParticipants(n, MAX_PARTICIPANTS);
         bytes32 participantsHash = keccak256(abi.encode(participants, commitments));
         bytes32 digest = MessageHashUtils.toTypedDataHash(
-            _domainSeparatorV4(), keccak256(abi.encode(BEACON_COMMIT_TYPEHASH, roundId, participantsHash))
+            _domainSeparatorV4(),
+            keccak256(abi.encode(BEACON_COMMIT_TYPEHASH, roundId, participantsHash))
         );
         address prev = address(0);
         for (uint256 i = 0; i < n; ++i) {
             address p = participants[i];
-            if (p == prev) revert DuplicateCommit(p);
-            if (p < prev) revert ParticipantsNotSorted(i);
-            if (!_isRegisteredNode(p)) revert NotRegistered(p);
-            if (!_isActiveNode(p)) revert NotActive(p);
-            BeaconSig calldata sig = sigs[i];
-            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, sig.v, sig.r, sig.s);
-            if (err != ECDSA.RecoverError.NoError || signer != p) revert InvalidCommitSignature(p);
+            if (p == prev) revert BeaconDuplicateCommit(p);
+            if (p < prev) revert BeaconParticipantsNotSorted(i);
+            if (!_isRegisteredNode(p)) revert RegistryNotRegistered(p);
+            if (!_isActiveNode(p)) revert RegistryNotActive(p);
+            Sig calldata sig = sigs[i];
+            (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(digest, sig.v, sig.r, sig.s);
+            if (err != ECDSA.RecoverError.NoError || signer != p) revert BeaconInvalidCommitSignature(p);
             prev = p;
         }
         round.commitBlock = uint40(block.number);
@@ -333,10 +399,10 @@ abstract contract RandomnessBeacon is EIP712 {
     ///         (participants send their openings to each other and one batches them).
     /// @param participants The round's Q exactly as committed.
     /// @param commitments Q's commitments exactly as committed.
-    /// @dev Reverts UnknownRound / RoundNotCommitted(id), RevealPhaseClosed(id, deadline) after
-    ///      commitBlock + phaseBlocks, ParticipantsMismatch(), and per opening InvalidIndex(i),
-    ///      NotAFieldElement(), RevealMismatch(p); openings already on chain are skipped, and
-    ///      NothingToOpen(id) if none is new. The last opening finalizes the round. Emits
+    /// @dev Reverts BeaconUnknownRound / BeaconRoundNotCommitted(id), BeaconRevealPhaseClosed(id, deadline) after
+    ///      commitBlock + phaseBlocks, BeaconParticipantsMismatch(), and per opening BeaconInvalidIndex(i),
+    ///      BeaconNotAFieldElement(), BeaconRevealMismatch(p); openings already on chain are skipped, and
+    ///      BeaconNothingToOpen(id) if none is new. The last opening finalizes the round. Emits
     ///      ContributionOpened per new opening (and RoundFinalized).
     function reveal(
         uint256 roundId,
@@ -346,18 +412,18 @@ abstract contract RandomnessBeacon is EIP712 {
     ) external {
         Round storage round = _committedRound(roundId);
         uint256 revealDeadline = uint256(round.commitBlock) + phaseBlocks;
-        if (block.number > revealDeadline) revert RevealPhaseClosed(roundId, revealDeadline);
+        if (block.number > revealDeadline) revert BeaconRevealPhaseClosed(roundId, revealDeadline);
         _open(roundId, round, participants, commitments, openings, false);
     }
 
     /// @notice Submit contributions reconstructed from T+1 verified shares after the reveal phase;
     ///         anyone may submit. Each is checked against its owner's commitment exactly like a
     ///         reveal, and the owner (who withheld) is slashed when the round finalizes.
-    /// @dev Reverts UnknownRound / RoundNotCommitted(id), RecoveryNotOpen(id, revealDeadline)
-    ///      during the reveal phase, RecoveryPhaseClosed(id, deadline) after
-    ///      commitBlock + 2 * phaseBlocks, ParticipantsMismatch(), and per opening InvalidIndex(i),
-    ///      NotAFieldElement(), RecoveryMismatch(p); openings already on chain are skipped, and
-    ///      NothingToOpen(id) if none is new. Emits ContributionOpened.
+    /// @dev Reverts BeaconUnknownRound / BeaconRoundNotCommitted(id), BeaconRecoveryNotOpen(id, revealDeadline)
+    ///      during the reveal phase, BeaconRecoveryPhaseClosed(id, deadline) after
+    ///      commitBlock + 2 * phaseBlocks, BeaconParticipantsMismatch(), and per opening BeaconInvalidIndex(i),
+    ///      BeaconNotAFieldElement(), BeaconRecoveryMismatch(p); openings already on chain are skipped, and
+    ///      BeaconNothingToOpen(id) if none is new. Emits ContributionOpened.
     function recover(
         uint256 roundId,
         address[] calldata participants,
@@ -366,9 +432,9 @@ abstract contract RandomnessBeacon is EIP712 {
     ) external {
         Round storage round = _committedRound(roundId);
         uint256 revealDeadline = uint256(round.commitBlock) + phaseBlocks;
-        if (block.number <= revealDeadline) revert RecoveryNotOpen(roundId, revealDeadline);
+        if (block.number <= revealDeadline) revert BeaconRecoveryNotOpen(roundId, revealDeadline);
         uint256 recoveryDeadline = revealDeadline + phaseBlocks;
-        if (block.number > recoveryDeadline) revert RecoveryPhaseClosed(roundId, recoveryDeadline);
+        if (block.number > recoveryDeadline) revert BeaconRecoveryPhaseClosed(roundId, recoveryDeadline);
         _open(roundId, round, participants, commitments, openings, true);
     }
 
@@ -383,25 +449,23 @@ abstract contract RandomnessBeacon is EIP712 {
     ///           jobs get no committee (they are refunded at their deadlines) and its requests no
     ///           value.
     ///         The pot goes to the next round opened.
-    /// @dev Reverts UnknownRound(id), RoundNotFailable(id) if the round can still complete or is
-    ///      final, ParticipantsMismatch(). Emits RoundFailed(id, successor, missingMask).
+    /// @dev Reverts BeaconUnknownRound(id), BeaconRoundNotFailable(id) if the round can still complete or is
+    ///      final, BeaconParticipantsMismatch(). Emits RoundFailed(id, successor, missingMask).
     /// @param participants The round's Q as committed (empty if it never committed).
     /// @param commitments Q's commitments as committed (empty if it never committed).
-    function failRound(uint256 roundId, address[] calldata participants, bytes32[] calldata commitments)
-        external
-    {
+    function failRound(uint256 roundId, address[] calldata participants, bytes32[] calldata commitments) external {
         Round storage round = _rounds[roundId];
         RoundStatus status = round.status;
-        if (status == RoundStatus.None) revert UnknownRound(roundId);
+        if (status == RoundStatus.None) revert BeaconUnknownRound(roundId);
         uint64 missing = 0;
         if (status == RoundStatus.Open) {
-            if (block.number <= uint256(round.openBlock) + phaseBlocks) revert RoundNotFailable(roundId);
+            if (block.number <= uint256(round.openBlock) + phaseBlocks) revert BeaconRoundNotFailable(roundId);
         } else if (status == RoundStatus.Committed) {
             if (block.number <= uint256(round.commitBlock) + 2 * uint256(phaseBlocks)) {
-                revert RoundNotFailable(roundId);
+                revert BeaconRoundNotFailable(roundId);
             }
             if (keccak256(abi.encode(participants, commitments)) != round.participantsHash) {
-                revert ParticipantsMismatch();
+                revert BeaconParticipantsMismatch();
             }
             uint256 n = round.participantCount;
             uint64 revealed = round.revealedMask;
@@ -415,7 +479,7 @@ abstract contract RandomnessBeacon is EIP712 {
             }
             round.potWei = SafeCast.toUint96(uint256(round.potWei) + seized);
         } else {
-            revert RoundNotFailable(roundId);
+            revert BeaconRoundNotFailable(roundId);
         }
         round.status = RoundStatus.Failed;
         if (_pendingRound == roundId) _pendingRound = 0;
@@ -462,21 +526,23 @@ abstract contract RandomnessBeacon is EIP712 {
     }
 
     /// @notice The random value of request `requestId` once its round is Finalized.
-    /// @dev Reverts UnknownRequest(id), RoundNotFinal(round).
+    /// @dev Reverts BeaconUnknownRequest(id), BeaconRoundNotFinal(round).
     function randomnessOf(uint256 requestId) external view returns (bytes32) {
         Request storage req = _requests[requestId];
-        if (req.status == RequestStatus.None) revert UnknownRequest(requestId);
+        if (req.status == RequestStatus.None) revert BeaconUnknownRequest(requestId);
         uint256 roundId = _resolveRound(req.roundId);
         Round storage round = _rounds[roundId];
-        if (round.status != RoundStatus.Finalized) revert RoundNotFinal(roundId);
+        if (round.status != RoundStatus.Finalized) revert BeaconRoundNotFinal(roundId);
         return keccak256(abi.encode(round.output, requestId));
     }
 
     /// @notice EIP-712 digest each member of Q signs to commit round `roundId`.
     function hashBeaconCommit(uint256 roundId, bytes32 participantsHash) external view returns (bytes32) {
-        return MessageHashUtils.toTypedDataHash(
-            _domainSeparatorV4(), keccak256(abi.encode(BEACON_COMMIT_TYPEHASH, roundId, participantsHash))
-        );
+        return
+            MessageHashUtils.toTypedDataHash(
+                _domainSeparatorV4(),
+                keccak256(abi.encode(BEACON_COMMIT_TYPEHASH, roundId, participantsHash))
+            );
     }
 
     // ------------------------------------------------------------------ internal
@@ -492,7 +558,7 @@ abstract contract RandomnessBeacon is EIP712 {
             }
         }
         uint256 active = _activeNodes();
-        if (active < MIN_BEACON_NODES) revert TooFewActiveNodes(active, MIN_BEACON_NODES);
+        if (active < MIN_BEACON_NODES) revert BeaconTooFewActiveNodes(active, MIN_BEACON_NODES);
         uint256 t = (active - 1) / 3;
         if (t == 0) t = 1;
         if (2 * t + 1 > MAX_PARTICIPANTS) t = (MAX_PARTICIPANTS - 1) / 2;
@@ -521,11 +587,9 @@ abstract contract RandomnessBeacon is EIP712 {
     }
 
     /// @dev (round finally serving `roundId`, its output, commit block and status).
-    function _roundState(uint256 roundId)
-        internal
-        view
-        returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, RoundStatus status)
-    {
+    function _roundState(
+        uint256 roundId
+    ) internal view returns (uint256 finalRoundId, bytes32 output, uint256 commitBlock, RoundStatus status) {
         finalRoundId = _resolveRound(roundId);
         Round storage round = _rounds[finalRoundId];
         return (finalRoundId, round.output, round.commitBlock, round.status);
@@ -533,8 +597,8 @@ abstract contract RandomnessBeacon is EIP712 {
 
     function _committedRound(uint256 roundId) private view returns (Round storage round) {
         round = _rounds[roundId];
-        if (round.status == RoundStatus.None) revert UnknownRound(roundId);
-        if (round.status != RoundStatus.Committed) revert RoundNotCommitted(roundId);
+        if (round.status == RoundStatus.None) revert BeaconUnknownRound(roundId);
+        if (round.status != RoundStatus.Committed) revert BeaconRoundNotCommitted(roundId);
     }
 
     function _open(
@@ -546,7 +610,7 @@ abstract contract RandomnessBeacon is EIP712 {
         bool recovered
     ) private {
         if (keccak256(abi.encode(participants, commitments)) != round.participantsHash) {
-            revert ParticipantsMismatch();
+            revert BeaconParticipantsMismatch();
         }
         uint256 n = participants.length;
         uint64 opened = round.revealedMask | round.recoveredMask;
@@ -556,24 +620,24 @@ abstract contract RandomnessBeacon is EIP712 {
         for (uint256 k = 0; k < openings.length; ++k) {
             Opening calldata o = openings[k];
             uint256 i = o.index;
-            if (i >= n) revert InvalidIndex(i);
+            if (i >= n) revert BeaconInvalidIndex(i);
             address p = participants[i];
             uint64 bit = uint64(1) << i;
             // Already opened (by a concurrent batch or a participant's own reveal): skipped, so
             // nobody can make an honest batch revert by front-running one of its openings.
             if ((opened | newly) & bit != 0) continue;
-            if (o.secret >= FIELD_ORDER || o.salt >= FIELD_ORDER) revert NotAFieldElement();
+            if (o.secret >= FIELD_ORDER || o.salt >= FIELD_ORDER) revert BeaconNotAFieldElement();
             (uint256 px, uint256 py) = _pedersen(o.secret, o.salt);
             if (keccak256(abi.encode(px, py, o.restHash)) != commitments[i]) {
-                if (recovered) revert RecoveryMismatch(p);
-                revert RevealMismatch(p);
+                if (recovered) revert BeaconRecoveryMismatch(p);
+                revert BeaconRevealMismatch(p);
             }
             acc = addmod(acc, o.secret, FIELD_ORDER);
             newly |= bit;
             ++added;
             emit ContributionOpened(roundId, p, o.secret, recovered);
         }
-        if (added == 0) revert NothingToOpen(roundId);
+        if (added == 0) revert BeaconNothingToOpen(roundId);
         if (recovered) round.recoveredMask |= newly;
         else round.revealedMask |= newly;
         uint256 settled = uint256(round.settledCount) + added;
@@ -584,9 +648,7 @@ abstract contract RandomnessBeacon is EIP712 {
         else round.accumulator = acc;
     }
 
-    function _finalize(uint256 roundId, Round storage round, address[] calldata participants, uint256 acc)
-        private
-    {
+    function _finalize(uint256 roundId, Round storage round, address[] calldata participants, uint256 acc) private {
         if (round.accumulator != 0) round.accumulator = 0;
         bytes32 output = keccak256(abi.encode(block.chainid, address(this), roundId, acc));
         round.output = output;
@@ -638,6 +700,6 @@ abstract contract RandomnessBeacon is EIP712 {
             x := mload(p)
             y := mload(add(p, 0x20))
         }
-        if (!ok) revert EcPrecompileFailed();
+        if (!ok) revert BeaconEcPrecompileFailed();
     }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {IRandomnessBeacon, IRandomnessConsumer} from "./IRandomnessConsumer.sol";
+import {IRandomnessBeacon, IRandomnessConsumer} from "../interfaces/IRandomnessConsumer.sol";
 
 /// @title RandomnessConsumerBase — inherit to buy random values from the MPC Market beacon
 /// @notice Call _requestRandomness(callbackGasLimit) (paying the beacon's fee from this contract's
@@ -11,7 +12,8 @@ abstract contract RandomnessConsumerBase is IRandomnessConsumer {
     IRandomnessBeacon public immutable beacon;
 
     /// @notice Only the beacon may call onRandomness.
-    error OnlyBeacon(address caller);
+    /// @param caller msg.sender.
+    error RandomnessConsumerOnlyBeacon(address caller);
 
     constructor(IRandomnessBeacon beacon_) {
         beacon = beacon_;
@@ -19,7 +21,7 @@ abstract contract RandomnessConsumerBase is IRandomnessConsumer {
 
     /// @inheritdoc IRandomnessConsumer
     function onRandomness(uint256 requestId, bytes32 value) external {
-        if (msg.sender != address(beacon)) revert OnlyBeacon(msg.sender);
+        if (msg.sender != address(beacon)) revert RandomnessConsumerOnlyBeacon(msg.sender);
         _onRandomness(requestId, value);
     }
 

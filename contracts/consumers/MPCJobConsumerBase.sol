@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
-import {IMPCJobConsumer, IMPCJobMarket} from "./IMPCJobConsumer.sol";
+import {IMPCJobConsumer, IMPCJobMarket} from "../interfaces/IMPCJobConsumer.sol";
 
 /// @title MPCJobConsumerBase — inherit to post MPC Market jobs from a contract and receive results
 /// @notice Call _postJob(...) to post a job whose result comes back through _onMPCResult when the
@@ -12,7 +13,8 @@ abstract contract MPCJobConsumerBase is IMPCJobConsumer {
     IMPCJobMarket public immutable market;
 
     /// @notice Only the market may call onMPCResult or send ETH (refunds).
-    error OnlyMarket(address caller);
+    /// @param caller msg.sender.
+    error MPCJobConsumerOnlyMarket(address caller);
 
     constructor(IMPCJobMarket market_) {
         market = market_;
@@ -20,13 +22,13 @@ abstract contract MPCJobConsumerBase is IMPCJobConsumer {
 
     /// @inheritdoc IMPCJobConsumer
     function onMPCResult(uint256 jobId, int256[] calldata aggregates) external {
-        if (msg.sender != address(market)) revert OnlyMarket(msg.sender);
+        if (msg.sender != address(market)) revert MPCJobConsumerOnlyMarket(msg.sender);
         _onMPCResult(jobId, aggregates);
     }
 
     /// @notice Accepts the refunds of reclaimEscrow, from the market only.
     receive() external payable {
-        if (msg.sender != address(market)) revert OnlyMarket(msg.sender);
+        if (msg.sender != address(market)) revert MPCJobConsumerOnlyMarket(msg.sender);
     }
 
     /// @dev Post a job (market.postJobWithCallback) whose result is delivered to _onMPCResult
@@ -44,9 +46,16 @@ abstract contract MPCJobConsumerBase is IMPCJobConsumer {
         uint256 callbackGasLimit,
         uint256 valueWei
     ) internal returns (uint256 jobId) {
-        return market.postJobWithCallback{value: valueWei}(
-            datasetId, query, committeeSize, threshold, minProviders, timeoutS, callbackGasLimit
-        );
+        return
+            market.postJobWithCallback{value: valueWei}(
+                datasetId,
+                query,
+                committeeSize,
+                threshold,
+                minProviders,
+                timeoutS,
+                callbackGasLimit
+            );
     }
 
     /// @dev Reclaim escrow and callback fee of an expired job this contract posted; returns the

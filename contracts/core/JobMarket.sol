@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
@@ -6,17 +7,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {NotActive, NotRegistered, TransferFailed} from "./NodeRegistry.sol";
-import {IMPCJobConsumer} from "./IMPCJobConsumer.sol";
-
-// The two callback errors are shared with RandomnessBeacon (same names, arguments and selectors);
-// declared at file level so that MPCMarket, which inherits both, sees no duplicate member (its ABI
-// lists each of them twice, identically).
-
-/// @notice A callback gas limit above the maximum (MAX_JOB_CALLBACK_GAS for jobs).
-error CallbackGasTooHigh(uint256 limit, uint256 max);
-/// @notice The caller forwarded too little gas for the callback to get its full limit.
-error InsufficientGasForCallback(uint256 gasLeft, uint256 needed);
+import {IMPCJobConsumer} from "../interfaces/IMPCJobConsumer.sol";
+import {ExactGasCall} from "../libraries/ExactGasCall.sol";
+import {MarketTransferFailed, RegistryNotRegistered, Sig} from "../libraries/MarketTypes.sol";
 
 /// @title JobMarket — escrowed MPC jobs settled by t+1 committee signatures
 /// @notice A buyer posts a query over a dataset with escrow and a committee of n registered nodes
@@ -79,13 +72,6 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         bytes32 resultHash; // slot 4
     }
 
-    /// @notice An ECDSA signature; v in {27, 28}, s in the lower half order.
-    struct Sig {
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
-    }
-
     /// @notice A data provider's signed commitment to its (shared) input.
     struct ProviderInput {
         address provider;
@@ -100,8 +86,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     }
 
     /// @notice EIP-712 type hash of InputCommitment(uint256 jobId,bytes32 commitment).
-    bytes32 public constant INPUT_COMMITMENT_TYPEHASH =
-        keccak256("InputCommitment(uint256 jobId,bytes32 commitment)");
+    bytes32 public constant INPUT_COMMITMENT_TYPEHASH = keccak256("InputCommitment(uint256 jobId,bytes32 commitment)");
     /// @notice EIP-712 type hash of
     ///         ResultCommitment(uint256 jobId,bytes32 resultHash,bytes32 inputsHash,bytes32 transcriptRoot).
     bytes32 public constant RESULT_COMMITMENT_TYPEHASH = keccak256(
@@ -165,7 +150,8 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         int256[] aggregates
     );
     /// @notice The committee of `jobId` was drawn (sorted ascending) from the nodes eligible at the
-    ///         commit block of beacon round `roundId`, with seed keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId)).
+    ///         commit block of beacon round `roundId`, with seed
+    ///         keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId)).
     event CommitteeAssigned(uint256 indexed jobId, uint256 roundId, address[] committee);
     /// @notice The buyer of an expired job got its escrow (plus any unused callback fee)
     ///         `amountWei` back.
@@ -175,34 +161,88 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///         escrow) pays that gas to whoever finalizes the job.
     event JobCallbackRequested(uint256 indexed jobId, uint256 callbackGasLimit, uint256 feeWei);
     /// @notice The result of job `jobId` was delivered to the buyer's onMPCResult; `ok` is false
-    ///         if the callback reverted or ran out of gas (the job is finalized and paid either
-    ///         way). `finalizer` was credited the callback fee `feeWei` (pull payment).
+    ///         if the buyer has no code (an EOA), or the callback reverted or ran out of gas (the
+    ///         job is finalized and paid either way). `finalizer` was credited the callback fee
+    ///         `feeWei` (pull payment).
     event JobCallback(uint256 indexed jobId, address indexed finalizer, uint256 feeWei, bool ok);
 
-    error PaymentTooLow(uint256 sentWei, uint256 minWei);
-    error InvalidQuery();
-    error InvalidCommitteeSize(uint256 size);
-    error InvalidThreshold(uint256 threshold, uint256 committeeSize);
-        error InvalidMinProviders();
-    error InvalidTimeout(uint256 timeoutS);
+    /// @notice postJobWithCallback with a callback gas limit above MAX_JOB_CALLBACK_GAS.
+    /// @param limit The callback gas limit asked for.
+    /// @param max MAX_JOB_CALLBACK_GAS.
+    error JobCallbackGasTooHigh(uint256 limit, uint256 max);
+    /// @notice The escrow is below the minimum (minPaymentWei, plus the callback fee for
+    ///         postJobWithCallback).
+    /// @param sentWei What was paid (wei; the escrow part for postJob's internal check).
+    /// @param minWei What is needed (wei).
+    error JobPaymentTooLow(uint256 sentWei, uint256 minWei);
+    /// @notice The query is empty or longer than MAX_QUERY_BYTES.
+    error JobInvalidQuery();
+    /// @notice The committee size is outside MIN_COMMITTEE..MAX_COMMITTEE.
+    /// @param size The committee size asked for.
+    error JobInvalidCommitteeSize(uint256 size);
+    /// @notice The threshold breaks 1 <= t and 2t + 1 <= n (honest majority).
+    /// @param threshold The threshold t asked for.
+    /// @param committeeSize The committee size n asked for.
+    error JobInvalidThreshold(uint256 threshold, uint256 committeeSize);
+    /// @notice minProviders is 0.
+    error JobInvalidMinProviders();
+    /// @notice The timeout is 0 or above maxTimeoutS.
+    /// @param timeoutS The timeout asked for (seconds).
+    error JobInvalidTimeout(uint256 timeoutS);
+    /// @notice The job does not exist, or is Finalized or Refunded already.
+    /// @param jobId The job.
     error JobNotOpen(uint256 jobId);
-    error DeadlinePassed(uint256 deadline);
-    error DeadlineNotReached(uint256 deadline);
-    error InvalidAggregates();
-    error CommitteeMismatch();
-    error TooFewProviders(uint256 have, uint256 need);
-    error ProvidersNotSorted(uint256 index);
-    error InvalidProviderSignature(address provider);
-    error TooFewSignatures(uint256 have, uint256 need);
-    error InvalidSignature(uint256 index);
-    error SignersNotSorted(uint256 index);
-    error NotCommitteeMember(address signer);
-    error NotBuyer();
-    error CommitteeAlreadyAssigned(uint256 jobId);
-    error CommitteeNotAssigned(uint256 jobId);
-    error SeedNotReady(uint256 roundId);
-    error SeedRoundFailed(uint256 roundId);
-    error TooFewEligibleNodes(uint256 have, uint256 need);
+    /// @notice The job's deadline has passed (block.timestamp > deadline).
+    /// @param deadline The job's deadline (unix seconds).
+    error JobDeadlinePassed(uint256 deadline);
+    /// @notice reclaimEscrow before the job's deadline (block.timestamp <= deadline).
+    /// @param deadline The job's deadline (unix seconds).
+    error JobDeadlineNotReached(uint256 deadline);
+    /// @notice The result holds no aggregate or more than MAX_AGGREGATES.
+    error JobInvalidAggregates();
+    /// @notice The committee passed does not hash to the job's committeeHash.
+    error JobCommitteeMismatch();
+    /// @notice Fewer provider inputs than the job's minProviders.
+    /// @param have Inputs passed.
+    /// @param need The job's minProviders.
+    error JobTooFewProviders(uint256 have, uint256 need);
+    /// @notice Provider inputs not strictly ascending by provider address.
+    /// @param index Position (0-based) of the first input out of order.
+    error JobProvidersNotSorted(uint256 index);
+    /// @notice A provider's InputCommitment signature does not recover to the provider.
+    /// @param provider The provider whose signature failed.
+    error JobInvalidProviderSignature(address provider);
+    /// @notice Fewer member signatures than threshold + 1.
+    /// @param have Signatures passed.
+    /// @param need threshold + 1.
+    error JobTooFewSignatures(uint256 have, uint256 need);
+    /// @notice A member signature is malformed (high s, bad v, no signer).
+    /// @param index Position (0-based) of the signature.
+    error JobInvalidSignature(uint256 index);
+    /// @notice Member signatures not strictly ascending by signer (duplicates included).
+    /// @param index Position (0-based) of the first signature out of order.
+    error JobSignersNotSorted(uint256 index);
+    /// @notice A signature recovers to an address that is not on the job's committee.
+    /// @param signer The recovered signer.
+    error JobNotCommitteeMember(address signer);
+    /// @notice reclaimEscrow by someone other than the job's buyer (or for an unknown job).
+    error JobNotBuyer();
+    /// @notice assignCommittee for a job that has its committee already.
+    /// @param jobId The job.
+    error JobCommitteeAlreadyAssigned(uint256 jobId);
+    /// @notice finalizeJob for a job whose committee has not been drawn yet.
+    /// @param jobId The job.
+    error JobCommitteeNotAssigned(uint256 jobId);
+    /// @notice The job's beacon round (or its successor) is not Finalized yet.
+    /// @param roundId The round finally serving the job.
+    error JobSeedNotReady(uint256 roundId);
+    /// @notice The job's beacon round failed after its commit: it yields no seed, ever.
+    /// @param roundId The failed round.
+    error JobSeedRoundFailed(uint256 roundId);
+    /// @notice Fewer eligible nodes than committee seats.
+    /// @param have Eligible candidates.
+    /// @param need The committee size.
+    error JobTooFewEligibleNodes(uint256 have, uint256 need);
 
     constructor(uint96 minPaymentWei_, uint40 maxTimeoutS_) EIP712("MPCMarket", "1") {
         minPaymentWei = minPaymentWei_;
@@ -224,7 +264,9 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     function _requestSeedRound() internal virtual returns (uint64);
 
     /// @dev The round finally serving `roundId`, its output and commit block, and whether final.
-    function _roundSeed(uint256 roundId)
+    function _roundSeed(
+        uint256 roundId
+    )
         internal
         view
         virtual
@@ -248,10 +290,10 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @param minProviders Minimal number of contributing providers (>= 1).
     /// @param timeoutS Seconds until the deadline, 1..maxTimeoutS.
     /// @return jobId The new job's id (jobCount after the increment; the first job is 1).
-    /// @dev Reverts, in this order: PaymentTooLow(sent, min), InvalidQuery(),
-    ///      InvalidCommitteeSize(n), InvalidThreshold(t, n), InvalidMinProviders(),
-    ///      InvalidTimeout(timeoutS); SafeCastOverflowedUintDowncast if msg.value exceeds 96 bits;
-    ///      TooFewActiveNodes if a beacon round must be opened and fewer than 3 nodes are Active.
+    /// @dev Reverts, in this order: JobPaymentTooLow(sent, min), JobInvalidQuery(),
+    ///      JobInvalidCommitteeSize(n), JobInvalidThreshold(t, n), JobInvalidMinProviders(),
+    ///      JobInvalidTimeout(timeoutS); SafeCastOverflowedUintDowncast if msg.value exceeds 96 bits;
+    ///      BeaconTooFewActiveNodes if a beacon round must be opened and fewer than 3 nodes are Active.
     ///      Emits JobPosted (and RoundOpened when it opens a round).
     function postJob(
         bytes32 datasetId,
@@ -273,8 +315,8 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///         reclaimEscrow refunds escrow and callback fee to the buyer.
     /// @param callbackGasLimit Gas for onMPCResult, 0..MAX_JOB_CALLBACK_GAS (0: no callback,
     ///        exactly like postJob).
-    /// @dev The other parameters and checks are postJob's. Reverts CallbackGasTooHigh(limit,
-    ///      max) first, then as postJob, with PaymentTooLow(sent, minPaymentWei + fee). Emits
+    /// @dev The other parameters and checks are postJob's. Reverts JobCallbackGasTooHigh(limit,
+    ///      max) first, then as postJob, with JobPaymentTooLow(sent, minPaymentWei + fee). Emits
     ///      JobPosted (escrowWei = msg.value - fee) and, if callbackGasLimit > 0,
     ///      JobCallbackRequested(jobId, callbackGasLimit, fee).
     function postJobWithCallback(
@@ -287,11 +329,11 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint256 callbackGasLimit
     ) external payable returns (uint256 jobId) {
         if (callbackGasLimit > MAX_JOB_CALLBACK_GAS) {
-            revert CallbackGasTooHigh(callbackGasLimit, MAX_JOB_CALLBACK_GAS);
+            revert JobCallbackGasTooHigh(callbackGasLimit, MAX_JOB_CALLBACK_GAS);
         }
         uint256 fee = jobCallbackFeeWei(callbackGasLimit);
         uint256 minWei = minPaymentWei + fee;
-        if (msg.value < minWei) revert PaymentTooLow(msg.value, minWei);
+        if (msg.value < minWei) revert JobPaymentTooLow(msg.value, minWei);
         jobId = _post(datasetId, query, committeeSize, threshold, minProviders, timeoutS, msg.value - fee);
         if (callbackGasLimit != 0) {
             _jobs[jobId].callbackGasLimit = uint32(callbackGasLimit); // warm slot: ~100 gas
@@ -307,23 +349,24 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///      know the output. Sampling without replacement: partial Fisher-Yates, step i swaps
     ///      position i with i + keccak256(abi.encode(seed, i)) mod (m - i), seed =
     ///      keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId)); the first n are sorted ascending.
-    ///      Reverts JobNotOpen(jobId), DeadlinePassed(deadline), CommitteeAlreadyAssigned(jobId),
-    ///      SeedRoundFailed(round) if the round failed after its commit (the job is then refunded
-    ///      at its deadline), SeedNotReady(round) until the round is Finalized,
-    ///      TooFewEligibleNodes(m, n).
+    ///      Reverts JobNotOpen(jobId), JobDeadlinePassed(deadline), JobCommitteeAlreadyAssigned(jobId),
+    ///      JobSeedRoundFailed(round) if the round failed after its commit (the job is then refunded
+    ///      at its deadline), JobSeedNotReady(round) until the round is Finalized,
+    ///      JobTooFewEligibleNodes(m, n).
     ///      Emits CommitteeAssigned.
     function assignCommittee(uint256 jobId) external returns (address[] memory committee) {
         JobRecord storage job = _jobs[jobId];
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         uint256 deadline = job.deadline;
-        if (block.timestamp > deadline) revert DeadlinePassed(deadline);
-        if (job.committeeHash != bytes32(0)) revert CommitteeAlreadyAssigned(jobId);
-        (uint256 roundId, bytes32 output, uint256 commitBlock, bool finalized, bool failed) =
-            _roundSeed(job.seedRound);
-        if (failed) revert SeedRoundFailed(roundId);
-        if (!finalized) revert SeedNotReady(roundId);
+        if (block.timestamp > deadline) revert JobDeadlinePassed(deadline);
+        if (job.committeeHash != bytes32(0)) revert JobCommitteeAlreadyAssigned(jobId);
+        (uint256 roundId, bytes32 output, uint256 commitBlock, bool finalized, bool failed) = _roundSeed(job.seedRound);
+        if (failed) revert JobSeedRoundFailed(roundId);
+        if (!finalized) revert JobSeedNotReady(roundId);
         committee = drawCommittee(
-            _eligibleNodesAt(commitBlock), job.committeeSize, keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId))
+            _eligibleNodesAt(commitBlock),
+            job.committeeSize,
+            keccak256(abi.encode(COMMITTEE_SEED_TAG, output, jobId))
         );
         job.committeeHash = _hashMemory(committee);
         emit CommitteeAssigned(jobId, roundId, committee);
@@ -331,17 +374,16 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
 
     /// @notice The sampling rule of assignCommittee: `n` of `candidates` (ascending) drawn
     ///         without replacement with `seed`, returned ascending.
-    /// @dev Reverts TooFewEligibleNodes(m, n) if there are fewer than n candidates.
-    function drawCommittee(address[] memory candidates, uint256 n, bytes32 seed)
-        public
-        pure
-        virtual
-        returns (address[] memory committee)
-    {
+    /// @dev Reverts JobTooFewEligibleNodes(m, n) if there are fewer than n candidates.
+    function drawCommittee(
+        address[] memory candidates,
+        uint256 n,
+        bytes32 seed
+    ) public pure virtual returns (address[] memory committee) {
         uint256 m = candidates.length;
-        if (m < n) revert TooFewEligibleNodes(m, n);
+        if (m < n) revert JobTooFewEligibleNodes(m, n);
         for (uint256 i = 0; i < n; ++i) {
-            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (m - i);
+            uint256 j = i + (uint256(keccak256(abi.encode(seed, i))) % (m - i));
             (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
         }
         committee = new address[](n);
@@ -363,22 +405,24 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     /// @param committee The job's committee exactly as posted (checked against committeeHash).
     /// @param inputs Contributing providers' signed InputCommitments, providers strictly ascending.
     /// @param signatures >= t+1 members' ResultCommitment signatures, signers strictly ascending.
-    /// @dev Reverts, in this order: JobNotOpen(jobId), DeadlinePassed(deadline),
-    ///      InvalidAggregates(), CommitteeMismatch(), TooFewProviders(have, need), then per
-    ///      provider ProvidersNotSorted(i) / NotRegistered(provider) /
-    ///      InvalidProviderSignature(provider), TooFewSignatures(have, need), then per signature
-    ///      InvalidSignature(i) / SignersNotSorted(i) (also rejects duplicates) /
-    ///      NotCommitteeMember(signer). Effects: status Finalized; providerCount, signerMask and
-    ///      resultHash stored (proofHash and inputsHash are logged in JobFinalized); escrow split equally among the signers (remainder to
-    ///      the first) and credited as rewards (pull payment; no ETH moves here).
+    /// @dev Reverts, in this order: JobNotOpen(jobId), JobDeadlinePassed(deadline),
+    ///      JobCommitteeNotAssigned(jobId), JobInvalidAggregates(), JobCommitteeMismatch(),
+    ///      JobTooFewProviders(have, need), then per provider JobProvidersNotSorted(i) /
+    ///      RegistryNotRegistered(provider) / JobInvalidProviderSignature(provider), then
+    ///      JobTooFewSignatures(have, need), then per signature JobInvalidSignature(i) /
+    ///      JobSignersNotSorted(i) (also rejects duplicates) / JobNotCommitteeMember(signer).
+    ///      Effects: status Finalized; providerCount, signerMask and resultHash stored (proofHash
+    ///      and inputsHash are logged in JobFinalized); escrow split equally among the signers
+    ///      (remainder to the first) and credited as rewards (pull payment; no ETH moves here).
     ///      Emits JobFinalized. Then, for a job posted with a callback (after every effect above:
     ///      the job is already Finalized, so a re-entering consumer cannot finalize or reclaim it
     ///      again): the callback fee is credited to msg.sender, the buyer's onMPCResult(jobId,
     ///      aggregates) is called with exactly its callbackGasLimit (return data ignored, not
     ///      copied) and JobCallback(jobId, msg.sender, fee, ok) is emitted. Reverts
-    ///      InsufficientGasForCallback(gasleft, needed) if the caller did not forward enough gas
+    ///      ExactGasCallInsufficientGas(gasleft, needed) if the caller did not forward enough gas
     ///      for the callback to get its full limit (so a finalizer cannot make it fail on
-    ///      purpose); a callback that reverts or runs out of gas is only recorded (ok = false).
+    ///      purpose); a buyer without code, or a callback that reverts or runs out of gas, is only
+    ///      recorded (ok = false).
     function finalizeJob(
         uint256 jobId,
         int256[] calldata aggregates,
@@ -388,7 +432,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ) external {
         JobRecord storage job = _jobs[jobId];
         _checkFinalizable(job, jobId, aggregates.length, committee, inputs.length);
-        _Ctx memory ctx;
+        FinalizeCtx memory ctx;
         ctx.jobId = jobId;
         ctx.separator = _domainSeparatorV4();
         ctx.inputsHash = _checkInputs(ctx, inputs);
@@ -401,16 +445,16 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
 
     /// @notice Refund the escrow (wei), plus the callback fee of a job posted with a callback, of a
     ///         job that expired without a valid result.
-    /// @dev Only the buyer. Reverts NotBuyer() if the caller is not the buyer (or the job does not
+    /// @dev Only the buyer. Reverts JobNotBuyer() if the caller is not the buyer (or the job does not
     ///      exist), JobNotOpen(jobId) if it was finalized or refunded already,
-    ///      DeadlineNotReached(deadline) while block.timestamp <= deadline, TransferFailed() if
+    ///      JobDeadlineNotReached(deadline) while block.timestamp <= deadline, MarketTransferFailed() if
     ///      the buyer refuses the payment. Emits JobRefunded(jobId, buyer, amountWei).
     function reclaimEscrow(uint256 jobId) external nonReentrant {
         JobRecord storage job = _jobs[jobId];
-        if (job.buyer != msg.sender) revert NotBuyer();
+        if (job.buyer != msg.sender) revert JobNotBuyer();
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         uint256 deadline = job.deadline;
-        if (block.timestamp <= deadline) revert DeadlineNotReached(deadline);
+        if (block.timestamp <= deadline) revert JobDeadlineNotReached(deadline);
         uint256 amount = job.escrowWei;
         if (job.callbackGasLimit != 0) {
             amount += _callbackFeeWei[jobId];
@@ -421,8 +465,8 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         emit JobRefunded(jobId, msg.sender, amount);
 
         // slither-disable-next-line arbitrary-send-eth,low-level-calls
-        (bool ok,) = payable(msg.sender).call{value: amount}("");
-        if (!ok) revert TransferFailed();
+        (bool ok, ) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert MarketTransferFailed();
     }
 
     // ------------------------------------------------------------------ views
@@ -436,21 +480,22 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///         returned by jobCallback.
     function getJob(uint256 jobId) external view returns (Job memory) {
         JobRecord storage r = _jobs[jobId];
-        return Job(
-            r.buyer,
-            r.escrowWei,
-            r.specHash,
-            r.committeeHash,
-            r.deadline,
-            r.committeeSize,
-            r.threshold,
-            r.minProviders,
-            r.status,
-            r.providerCount,
-            r.signerMask,
-            r.seedRound,
-            r.resultHash
-        );
+        return
+            Job(
+                r.buyer,
+                r.escrowWei,
+                r.specHash,
+                r.committeeHash,
+                r.deadline,
+                r.committeeSize,
+                r.threshold,
+                r.minProviders,
+                r.status,
+                r.providerCount,
+                r.signerMask,
+                r.seedRound,
+                r.resultHash
+            );
     }
 
     /// @notice Callback gas limit of job `jobId` (0: no callback) and its callback fee (wei)
@@ -484,7 +529,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ internal
 
     /// @dev Values shared by the finalization steps (bundled to keep the stack shallow).
-    struct _Ctx {
+    struct FinalizeCtx {
         uint256 jobId;
         bytes32 separator; // EIP-712 domain separator, computed once per call
         bytes32 resultHash;
@@ -540,14 +585,8 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         return MessageHashUtils.toTypedDataHash(separator, structHash);
     }
 
-    function _inputDigest(bytes32 separator, uint256 jobId, bytes32 commitment)
-        private
-        pure
-        returns (bytes32)
-    {
-        return _typedDigest(
-            separator, _hash3(INPUT_COMMITMENT_TYPEHASH, bytes32(jobId), commitment)
-        );
+    function _inputDigest(bytes32 separator, uint256 jobId, bytes32 commitment) private pure returns (bytes32) {
+        return _typedDigest(separator, _hash3(INPUT_COMMITMENT_TYPEHASH, bytes32(jobId), commitment));
     }
 
     function _resultDigest(
@@ -571,21 +610,15 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         digest = _typedDigest(separator, structHash);
     }
 
-    function _memberDigest(_Ctx memory ctx, bytes32 transcriptRoot)
-        private
-        pure
-        returns (bytes32)
-    {
-        return _resultDigest(
-            ctx.separator, ctx.jobId, ctx.resultHash, ctx.inputsHash, transcriptRoot
-        );
+    function _memberDigest(FinalizeCtx memory ctx, bytes32 transcriptRoot) private pure returns (bytes32) {
+        return _resultDigest(ctx.separator, ctx.jobId, ctx.resultHash, ctx.inputsHash, transcriptRoot);
     }
 
     /// @dev Signer of `digest`, or address(0) if the signature is malformed, has a high s or an
     ///      invalid v (OpenZeppelin ECDSA.tryRecover).
     function _recover(bytes32 digest, Sig calldata sig) private pure returns (address signer) {
         ECDSA.RecoverError err;
-        (signer, err,) = ECDSA.tryRecover(digest, sig.v, sig.r, sig.s);
+        (signer, err, ) = ECDSA.tryRecover(digest, sig.v, sig.r, sig.s);
         if (err != ECDSA.RecoverError.NoError) signer = address(0);
     }
 
@@ -603,7 +636,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint40 timeoutS,
         uint256 escrowWei
     ) private returns (uint256 jobId) {
-        if (escrowWei < minPaymentWei) revert PaymentTooLow(escrowWei, minPaymentWei);
+        if (escrowWei < minPaymentWei) revert JobPaymentTooLow(escrowWei, minPaymentWei);
         _checkPost(query, committeeSize, threshold, minProviders, timeoutS);
         uint64 seedRound = _requestSeedRound();
         jobId = _nextJobId++;
@@ -641,16 +674,16 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         uint40 timeoutS
     ) private view {
         uint256 qlen = bytes(query).length;
-        if (qlen == 0 || qlen > MAX_QUERY_BYTES) revert InvalidQuery();
+        if (qlen == 0 || qlen > MAX_QUERY_BYTES) revert JobInvalidQuery();
         uint256 n = committeeSize;
-        if (n < MIN_COMMITTEE || n > MAX_COMMITTEE) revert InvalidCommitteeSize(n);
+        if (n < MIN_COMMITTEE || n > MAX_COMMITTEE) revert JobInvalidCommitteeSize(n);
         // Honest majority: with n >= 2t+1, the t+1 honest openings in any 2t+1 consistent ones
         // pin down the sharing polynomial, so a corrupt member's wrong share is always caught.
         // With n <= 2t, t corrupt members can make an honest member reconstruct (and sign) a
         // value of their choice.
-        if (threshold == 0 || 2 * uint256(threshold) >= n) revert InvalidThreshold(threshold, n);
-        if (minProviders == 0) revert InvalidMinProviders();
-        if (timeoutS == 0 || timeoutS > maxTimeoutS) revert InvalidTimeout(timeoutS);
+        if (threshold == 0 || 2 * uint256(threshold) >= n) revert JobInvalidThreshold(threshold, n);
+        if (minProviders == 0) revert JobInvalidMinProviders();
+        if (timeoutS == 0 || timeoutS > maxTimeoutS) revert JobInvalidTimeout(timeoutS);
     }
 
     /// @dev Checks made before looking at any signature (see finalizeJob for the order).
@@ -663,30 +696,29 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ) private view {
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         uint256 deadline = job.deadline;
-        if (block.timestamp > deadline) revert DeadlinePassed(deadline);
-        if (job.committeeHash == bytes32(0)) revert CommitteeNotAssigned(jobId);
-        if (nAggregates == 0 || nAggregates > MAX_AGGREGATES) revert InvalidAggregates();
-        if (_hashAddresses(committee) != job.committeeHash) revert CommitteeMismatch();
+        if (block.timestamp > deadline) revert JobDeadlinePassed(deadline);
+        if (job.committeeHash == bytes32(0)) revert JobCommitteeNotAssigned(jobId);
+        if (nAggregates == 0 || nAggregates > MAX_AGGREGATES) revert JobInvalidAggregates();
+        if (_hashAddresses(committee) != job.committeeHash) revert JobCommitteeMismatch();
         uint256 need = job.minProviders;
-        if (nInputs < need) revert TooFewProviders(nInputs, need);
+        if (nInputs < need) revert JobTooFewProviders(nInputs, need);
     }
 
     /// @dev Providers: strictly ascending, registered, InputCommitment signature valid.
     ///      Returns inputsHash (hash chain over (provider, commitment)).
-    function _checkInputs(_Ctx memory ctx, ProviderInput[] calldata inputs)
-        private
-        view
-        returns (bytes32 inputsHash)
-    {
+    function _checkInputs(
+        FinalizeCtx memory ctx,
+        ProviderInput[] calldata inputs
+    ) private view returns (bytes32 inputsHash) {
         address prev = address(0);
         for (uint256 i = 0; i < inputs.length; ++i) {
             ProviderInput calldata input = inputs[i];
             address provider = input.provider;
             bytes32 commitment = input.commitment;
-            if (provider <= prev) revert ProvidersNotSorted(i);
-            if (!_isRegisteredNode(provider)) revert NotRegistered(provider);
+            if (provider <= prev) revert JobProvidersNotSorted(i);
+            if (!_isRegisteredNode(provider)) revert RegistryNotRegistered(provider);
             if (_recover(_inputDigest(ctx.separator, ctx.jobId, commitment), input.sig) != provider) {
-                revert InvalidProviderSignature(provider);
+                revert JobInvalidProviderSignature(provider);
             }
             inputsHash = _hash3(inputsHash, bytes32(uint256(uint160(provider))), commitment);
             prev = provider;
@@ -697,14 +729,14 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     ///      result. Crediting is an internal storage write only (no external call).
     function _settle(
         JobRecord storage job,
-        _Ctx memory ctx,
+        FinalizeCtx memory ctx,
         address[] calldata committee,
         MemberSig[] calldata signatures,
         uint256 nInputs
     ) private {
         uint256 k = signatures.length;
         uint256 need = uint256(job.threshold) + 1;
-        if (k < need) revert TooFewSignatures(k, need);
+        if (k < need) revert JobTooFewSignatures(k, need);
         uint256 escrow = job.escrowWei;
         ctx.share = escrow / k;
         ctx.remainder = escrow - ctx.share * k;
@@ -716,9 +748,7 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
         job.resultHash = ctx.resultHash;
     }
 
-    function _emitFinalized(_Ctx memory ctx, uint16 providerCount, int256[] calldata aggregates)
-        private
-    {
+    function _emitFinalized(FinalizeCtx memory ctx, uint16 providerCount, int256[] calldata aggregates) private {
         emit JobFinalized(
             ctx.jobId,
             ctx.resultHash,
@@ -732,28 +762,22 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
     }
 
     /// @dev Credits the callback fee of `jobId` to msg.sender (the finalizer pays the callback's
-    ///      gas) and calls `consumer`.onMPCResult(jobId, aggregates) with exactly `limit` gas.
+    ///      gas) and calls `consumer`.onMPCResult(jobId, aggregates) with exactly `limit` gas
+    ///      (ExactGasCall: ok = false if `consumer` has no code, reverted or ran out of gas).
     ///      Called after every effect of finalizeJob (checks-effects-interactions).
     function _deliver(address consumer, uint256 jobId, uint256 limit, int256[] calldata aggregates) private {
         uint256 fee = _callbackFeeWei[jobId];
         delete _callbackFeeWei[jobId];
         _creditReward(msg.sender, fee);
         bytes memory data = abi.encodeCall(IMPCJobConsumer.onMPCResult, (jobId, aggregates));
-        // EIP-150: a call gets at most 63/64 of the gas left; make sure `limit` is available.
-        uint256 needed = limit + limit / 63 + JOB_CALLBACK_RESERVE_GAS;
-        if (gasleft() < needed) revert InsufficientGasForCallback(gasleft(), needed);
-        bool ok;
-        // Return data is ignored (not copied), so a consumer cannot grief with a huge revert.
-        assembly ("memory-safe") {
-            ok := call(limit, consumer, 0, add(data, 0x20), mload(data), 0, 0)
-        }
+        bool ok = ExactGasCall.callWithExactGas(consumer, limit, JOB_CALLBACK_RESERVE_GAS, data);
         emit JobCallback(jobId, msg.sender, fee, ok);
     }
 
     /// @dev Member signatures: valid, signers strictly ascending, each in the committee (merge-walk
     ///      over the sorted committee). Credits each signer; sets ctx.mask and ctx.proofHash.
     function _checkSignaturesAndCredit(
-        _Ctx memory ctx,
+        FinalizeCtx memory ctx,
         address[] calldata committee,
         MemberSig[] calldata signatures
     ) private {
@@ -765,10 +789,10 @@ abstract contract JobMarket is EIP712, ReentrancyGuardTransient {
             MemberSig calldata ms = signatures[i];
             bytes32 root = ms.transcriptRoot;
             address signer = _recover(_memberDigest(ctx, root), ms.sig);
-            if (signer == address(0)) revert InvalidSignature(i);
-            if (signer <= prev) revert SignersNotSorted(i);
+            if (signer == address(0)) revert JobInvalidSignature(i);
+            if (signer <= prev) revert JobSignersNotSorted(i);
             while (j < committee.length && committee[j] < signer) ++j;
-            if (j == committee.length || committee[j] != signer) revert NotCommitteeMember(signer);
+            if (j == committee.length || committee[j] != signer) revert JobNotCommitteeMember(signer);
             mask |= 1 << j;
             ++j;
             proofHash = _hash3(proofHash, bytes32(uint256(uint160(signer))), root);

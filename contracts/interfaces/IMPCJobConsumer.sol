@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
 /// @title IMPCJobConsumer — callback interface of MPC Market jobs posted by contracts

@@ -1,16 +1,10 @@
 // SPDX-License-Identifier: MIT
+// MPC Market contracts 0.2.0
 pragma solidity 0.8.28;
 
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-
-// Errors shared by NodeRegistry and JobMarket (file level, so MPCMarket inherits one copy).
-/// @notice `node` has never registered or has fully exited.
-error NotRegistered(address node);
-/// @notice `node` is not Active (Exiting, or not registered when a committee is formed).
-error NotActive(address node);
-/// @notice An ETH payment to the caller was refused.
-error TransferFailed();
+import {MarketTransferFailed, RegistryNotActive, RegistryNotRegistered} from "../libraries/MarketTypes.sol";
 
 /// @title NodeRegistry — the staked public-key registry (the PKI) of MPC Market
 /// @notice A node registers an X25519 encryption key and an endpoint by locking a stake. The
@@ -70,13 +64,27 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     ///         now Exiting (it can no longer be drawn) and its stake unlocks at `exitAt`.
     event NodeSlashed(address indexed node, uint256 amountWei, uint256 exitAt);
 
-    error AlreadyRegistered(address node);
-    error StakeTooLow(uint256 sentWei, uint256 minWei);
-    error InvalidEncryptionKey();
-    error InvalidEndpoint();
-    error ExitNotReady(uint256 exitAt);
-    error NothingToWithdraw();
-    error IndexOutOfBounds(uint256 index, uint256 length);
+    /// @notice The caller is already registered (Active or Exiting).
+    /// @param node The caller.
+    error RegistryAlreadyRegistered(address node);
+    /// @notice register() was sent less than the minimal stake.
+    /// @param sentWei msg.value (wei).
+    /// @param minWei minStakeWei (wei).
+    error RegistryStakeTooLow(uint256 sentWei, uint256 minWei);
+    /// @notice The X25519 encryption key is zero.
+    error RegistryInvalidEncryptionKey();
+    /// @notice The endpoint is empty, longer than MAX_ENDPOINT_BYTES or not printable ASCII
+    ///         without spaces.
+    error RegistryInvalidEndpoint();
+    /// @notice withdrawStake() before the exit delay passed, or without requestExit().
+    /// @param exitAt Earliest withdrawal time (unix seconds; 0 if no exit was requested).
+    error RegistryExitNotReady(uint256 exitAt);
+    /// @notice withdrawRewards() with no credited rewards.
+    error RegistryNothingToWithdraw();
+    /// @notice nodeAt(index) past the end of the node list.
+    /// @param index The index asked for (0-based).
+    /// @param length nodeCount().
+    error RegistryIndexOutOfBounds(uint256 index, uint256 length);
 
     constructor(uint96 minStakeWei_, uint40 exitDelayS_) {
         minStakeWei = minStakeWei_;
@@ -88,18 +96,18 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     /// @notice Register the caller as an Active node, locking msg.value as stake.
     /// @param encKey The node's X25519 public key (32 bytes, must be nonzero).
     /// @param endpoint Where peers reach the node (e.g. "http://host:port"), 1..256 bytes.
-    /// @dev Reverts StakeTooLow(sent, min) if msg.value < minStakeWei, InvalidEncryptionKey() if
-    ///      encKey is zero, InvalidEndpoint() if endpoint is empty, longer than 256 bytes
+    /// @dev Reverts RegistryStakeTooLow(sent, min) if msg.value < minStakeWei, RegistryInvalidEncryptionKey() if
+    ///      encKey is zero, RegistryInvalidEndpoint() if endpoint is empty, longer than 256 bytes
     ///      or not printable ASCII without spaces,
-    ///      AlreadyRegistered(node) if the caller is Active or Exiting, and
+    ///      RegistryAlreadyRegistered(node) if the caller is Active or Exiting, and
     ///      SafeCastOverflowedUintDowncast if msg.value does not fit 96 bits.
     ///      Rewards left from an earlier registration are kept. Emits NodeRegistered.
     function register(bytes32 encKey, string calldata endpoint) external payable {
-        if (msg.value < minStakeWei) revert StakeTooLow(msg.value, minStakeWei);
-        if (encKey == bytes32(0)) revert InvalidEncryptionKey();
+        if (msg.value < minStakeWei) revert RegistryStakeTooLow(msg.value, minStakeWei);
+        if (encKey == bytes32(0)) revert RegistryInvalidEncryptionKey();
         _checkEndpoint(endpoint);
         Node storage n = _nodes[msg.sender];
-        if (n.status != NodeStatus.None) revert AlreadyRegistered(msg.sender);
+        if (n.status != NodeStatus.None) revert RegistryAlreadyRegistered(msg.sender);
 
         n.stakeWei = SafeCast.toUint96(msg.value);
         n.status = NodeStatus.Active;
@@ -114,12 +122,12 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     }
 
     /// @notice Change the caller's peer endpoint (e.g. after a restart on another port).
-    /// @dev Reverts NotRegistered(node) if the caller is not registered (Active or Exiting),
-    ///      InvalidEndpoint() as in register. Emits NodeEndpointUpdated(node, endpoint).
+    /// @dev Reverts RegistryNotRegistered(node) if the caller is not registered (Active or Exiting),
+    ///      RegistryInvalidEndpoint() as in register. Emits NodeEndpointUpdated(node, endpoint).
     function updateEndpoint(string calldata endpoint) external {
         _checkEndpoint(endpoint);
         Node storage n = _nodes[msg.sender];
-        if (n.status == NodeStatus.None) revert NotRegistered(msg.sender);
+        if (n.status == NodeStatus.None) revert RegistryNotRegistered(msg.sender);
         n.endpoint = endpoint;
         emit NodeEndpointUpdated(msg.sender, endpoint);
     }
@@ -130,23 +138,23 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     function _checkEndpoint(string calldata endpoint) private pure {
         bytes calldata b = bytes(endpoint);
         uint256 len = b.length;
-        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert InvalidEndpoint();
+        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert RegistryInvalidEndpoint();
         for (uint256 i = 0; i < len; ++i) {
             bytes1 c = b[i];
-            if (c < 0x21 || c > 0x7e) revert InvalidEndpoint();
+            if (c < 0x21 || c > 0x7e) revert RegistryInvalidEndpoint();
         }
     }
 
     /// @notice Start leaving: Active -> Exiting; the stake unlocks after exitDelayS seconds.
     /// @dev An Exiting node can no longer be put on new committees but still serves (and is paid
     ///      for) the jobs it is on: exitDelayS > maxTimeoutS outlives every open job.
-    ///      Reverts NotRegistered(node) if the caller is not registered, NotActive(node) if it is
+    ///      Reverts RegistryNotRegistered(node) if the caller is not registered, RegistryNotActive(node) if it is
     ///      already Exiting. Emits NodeExitRequested(node, exitAt).
     function requestExit() external {
         Node storage n = _nodes[msg.sender];
         NodeStatus status = n.status;
-        if (status == NodeStatus.None) revert NotRegistered(msg.sender);
-        if (status != NodeStatus.Active) revert NotActive(msg.sender);
+        if (status == NodeStatus.None) revert RegistryNotRegistered(msg.sender);
+        if (status != NodeStatus.Active) revert RegistryNotActive(msg.sender);
         uint40 exitAt = _startExit(n);
         emit NodeExitRequested(msg.sender, exitAt);
     }
@@ -162,15 +170,15 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
 
     /// @notice Leave the registry: pays the caller its stake plus any unpaid rewards (wei) and
     ///         removes it from the node list (it may register again later).
-    /// @dev Allowed once block.timestamp >= exitAt. Reverts NotRegistered(node) if the caller is
-    ///      not registered, ExitNotReady(exitAt) if it never requested an exit (exitAt = 0) or the
-    ///      delay has not passed, TransferFailed() if the payment is refused. Emits NodeExited.
+    /// @dev Allowed once block.timestamp >= exitAt. Reverts RegistryNotRegistered(node) if the caller is
+    ///      not registered, RegistryExitNotReady(exitAt) if it never requested an exit (exitAt = 0) or the
+    ///      delay has not passed, MarketTransferFailed() if the payment is refused. Emits NodeExited.
     function withdrawStake() external nonReentrant {
         Node storage n = _nodes[msg.sender];
         NodeStatus status = n.status;
-        if (status == NodeStatus.None) revert NotRegistered(msg.sender);
+        if (status == NodeStatus.None) revert RegistryNotRegistered(msg.sender);
         uint256 exitAt = n.exitAt;
-        if (status != NodeStatus.Exiting || block.timestamp < exitAt) revert ExitNotReady(exitAt);
+        if (status != NodeStatus.Exiting || block.timestamp < exitAt) revert RegistryExitNotReady(exitAt);
         uint256 stake = n.stakeWei;
         uint256 rewards = n.rewardsWei;
 
@@ -183,12 +191,12 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
 
     /// @notice Withdraw all rewards (wei) credited to the caller by finalized jobs.
     /// @dev Works for any address holding rewards (registered or not). Reverts
-    ///      NothingToWithdraw() if none are credited, TransferFailed() if the payment is refused.
+    ///      RegistryNothingToWithdraw() if none are credited, MarketTransferFailed() if the payment is refused.
     ///      Emits RewardsWithdrawn(node, amountWei).
     function withdrawRewards() external nonReentrant {
         Node storage n = _nodes[msg.sender];
         uint256 amount = n.rewardsWei;
-        if (amount == 0) revert NothingToWithdraw();
+        if (amount == 0) revert RegistryNothingToWithdraw();
         n.rewardsWei = 0;
         emit RewardsWithdrawn(msg.sender, amount);
         _pay(msg.sender, amount);
@@ -203,7 +211,9 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     /// @return status 0 None, 1 Active, 2 Exiting.
     /// @return encKey Registered X25519 public key.
     /// @return endpoint Registered endpoint.
-    function getNode(address node)
+    function getNode(
+        address node
+    )
         external
         view
         returns (
@@ -251,10 +261,10 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     }
 
     /// @notice The `i`-th registered node (0-based; order changes on removal, swap-and-pop).
-    /// @dev Reverts IndexOutOfBounds(i, length) if i >= nodeCount().
+    /// @dev Reverts RegistryIndexOutOfBounds(i, length) if i >= nodeCount().
     function nodeAt(uint256 i) external view returns (address) {
         uint256 len = _nodeList.length;
-        if (i >= len) revert IndexOutOfBounds(i, len);
+        if (i >= len) revert RegistryIndexOutOfBounds(i, len);
         return _nodeList[i];
     }
 
@@ -263,6 +273,11 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
     /// @dev Nodes eligible at `snapshotBlock` (see eligibleAt), sorted ascending by address, so that
     ///      the list does not depend on the registry's storage order. O(m log m) sorting (heap
     ///      sort, in place), so the cost stays linear-ish in the registry size.
+    ///      Loop bound: the walk visits every registered node (nodeCount(), Exiting ones
+    ///      included), and nothing caps that count: each entry costs one stake (minStakeWei), so
+    ///      growing it is costly, not impossible. Each entry reads three cold slots (~6.5k gas)
+    ///      before the sort, so assignCommittee fits a 30M-gas block only up to roughly 4,000
+    ///      registered nodes; past that no committee can be assigned (a DoS ceiling; issue 9).
     function _eligibleNodesAt(uint256 snapshotBlock) internal view virtual returns (address[] memory list) {
         uint256 len = _nodeList.length;
         list = new address[](len);
@@ -326,11 +341,11 @@ abstract contract NodeRegistry is ReentrancyGuardTransient {
         n.rewardsWei = SafeCast.toUint96(uint256(n.rewardsWei) + amountWei);
     }
 
-    /// @dev Send `amountWei` to `to`; reverts TransferFailed() if the call fails.
+    /// @dev Send `amountWei` to `to`; reverts MarketTransferFailed() if the call fails.
     function _pay(address to, uint256 amountWei) internal {
         // slither-disable-next-line arbitrary-send-eth,low-level-calls
-        (bool ok,) = payable(to).call{value: amountWei}("");
-        if (!ok) revert TransferFailed();
+        (bool ok, ) = payable(to).call{value: amountWei}("");
+        if (!ok) revert MarketTransferFailed();
     }
 
     function _removeFromList(address node) private {
