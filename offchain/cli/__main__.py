@@ -1,5 +1,5 @@
 """``python -m offchain.cli`` runs the ``mpc-market`` command line."""
 
-from offchain.cli import main
+from offchain.cli.main import main
 
 main()
