@@ -24,6 +24,7 @@ from api.problems import ProblemError
 from offchain.chain.artifacts import market_abi
 from offchain.chain.market import MarketClient, MarketConfig
 from offchain.chain.tx import ErrorDecoder
+from offchain.errors import MarketError
 
 T = TypeVar("T")
 
@@ -34,7 +35,7 @@ UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                ProviderConnectionError, ConnectionError, TimeoutError, TimeExhausted)
 
 
-class StartupError(RuntimeError):
+class StartupError(MarketError, RuntimeError):
     """The manifest does not match the chain (one-line message)."""
 
 
@@ -50,8 +51,7 @@ class Chain:
         self.w3 = Web3(Web3.HTTPProvider(manifest.rpc_url,
                                          request_kwargs={"timeout": RPC_TIMEOUT_S},
                                          exception_retry_configuration=None))
-        self.abi: list[dict[str, Any]] = abi if abi is not None else \
-            market_abi()
+        self.abi: list[dict[str, Any]] = abi if abi is not None else market_abi()
         self.errors = ErrorDecoder(self.abi)
         self._market: MarketClient | None = None
         self._config: MarketConfig | None = None

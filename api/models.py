@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from offchain.errors import MarketError
+
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 HASH_PATTERN = r"^0x[0-9a-f]{64}$"
 WEI_PATTERN = r"^[0-9]{1,78}$"
@@ -140,7 +142,7 @@ class Manifest(BaseModel):
         return self.contracts["MPCMarket"]
 
 
-class ManifestError(ValueError):
+class ManifestError(MarketError, ValueError):
     """The manifest file is unreadable or malformed (one-line message)."""
 
 

@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from offchain.errors import MarketError
+
 PROBLEM_BASE = "https://mpc-market.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -88,7 +90,7 @@ _KINDS = [
 REGISTRY: dict[str, ProblemKind] = {k.slug: k for k in _KINDS}
 
 
-class ProblemError(Exception):
+class ProblemError(MarketError):
     """Raise anywhere in a handler to answer with a problem of kind ``slug``.
 
     ``errors``: (field, message) pairs for a 422; ``extra``: further extension members.

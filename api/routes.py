@@ -50,9 +50,9 @@ async def nodes(ctx: Ctx) -> NodeList:
         *(ctx.chain.run(ctx.chain.market.get_node, n.address) for n in records)))
     items = []
     for rec, info in zip(records, infos, strict=True):
-        if info.status == NodeStatus.NONE:  # exited in a block the index has not read yet
+        if info.status is NodeStatus.NONE:  # exited in a block the index has not read yet
             continue
-        exiting = info.status == NodeStatus.EXITING
+        exiting = info.status is NodeStatus.EXITING
         items.append(Node(
             address=info.address, stake_wei=str(info.stake_wei),
             status="exiting" if exiting else "active", endpoint=info.endpoint,

@@ -22,7 +22,7 @@ The tree (module of definition in brackets)::
     ├── ArtifactError (RuntimeError)          [chain.artifacts]
     ├── ConfigError, DataSourceError (ValueError), DeliveryError, NodeStartError (RuntimeError)
     │                                         [node.*]
-    ├── AuditError (RuntimeError)             [audit.report]
+    ├── AuditError (RuntimeError)             [audit.report]; _CheckFailed, _Skip [audit.context]
     ├── AnvilError, CompilerError, LocalNetError, DemoError (RuntimeError)  [devnet.*]
     ├── CliError, DeploymentError (ValueError)  [cli.*]
     └── StartupError (RuntimeError), ProblemError, ManifestError (ValueError)  [api.*]

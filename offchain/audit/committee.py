@@ -11,6 +11,7 @@ from offchain.crypto import pedersen
 from offchain.encoding import eip712
 from offchain.protocol.beacon import round_output
 from offchain.protocol.committee import committee_seed, draw_committee, eligible_from_events
+from offchain.types import JobStatus
 
 
 class CommitteeChecks(AuditContext):
@@ -19,7 +20,7 @@ class CommitteeChecks(AuditContext):
     def check_committee_selection_rule(self) -> str:
         p = self._require_posted()
         if not self.assigned:
-            if self.status == "Finalized":
+            if self.stored["status"] is JobStatus.FINALIZED:
                 raise _CheckFailed("job is Finalized but no CommitteeAssigned log exists")
             raise _Skip(f"no committee was drawn (job {self.status})")
         if len(self.assigned) != 1:

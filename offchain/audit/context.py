@@ -20,6 +20,7 @@ from offchain.audit.util import _cs, _h
 from offchain.chain.artifacts import market_abi
 from offchain.encoding import eip712
 from offchain.errors import MarketError
+from offchain.types import JobStatus, NodeStatus
 
 
 class _CheckFailed(MarketError):
@@ -63,13 +64,13 @@ class AuditContext:
         self.domain = eip712.market_domain(self.chain_id, self.market)
         self.events = self.source.events(from_block)
         self.stored = self._stored_job()
-        self.status = _STATUS.get(self.stored["status"], str(self.stored["status"]))
+        self.status = _STATUS[self.stored["status"]]
         mine = [e for e in self.events if e.get("job_id") == job_id]
         self.posted = [e for e in mine if e["event"] == "JobPosted"]
         self.assigned = [e for e in mine if e["event"] == "CommitteeAssigned"]
         self.finalized = [e for e in mine if e["event"] == "JobFinalized"]
         self.refunded = [e for e in mine if e["event"] == "JobRefunded"]
-        if not self.posted and self.stored["status"] == 0:
+        if not self.posted and self.stored["status"] is JobStatus.NONE:
             raise AuditError(f"job {job_id} does not exist on market {self.market}")
         self.post = self.posted[0] if self.posted else None
         self.final = self.finalized[0] if self.finalized else None
@@ -95,6 +96,11 @@ class AuditContext:
         out["buyer"] = _cs(out["buyer"])
         for k in ("spec_hash", "committee_hash", "result_hash"):
             out[k] = bytes(out[k])
+        try:
+            out["status"] = JobStatus(out["status"])
+        except ValueError as exc:
+            raise AuditError(f"job {self.job_id}: stored status {out['status']} is not a "
+                             "JobStatus (not an MPCMarket?)") from exc
         return out
 
     def _decode_finalize(self) -> None:
@@ -152,7 +158,7 @@ class AuditContext:
             self._no_state.add(block)
             return None
 
-    def registration_at(self, address: str, block: int) -> tuple[int, int]:
+    def registration_at(self, address: str, block: int) -> tuple[int, NodeStatus]:
         """(stake, status) of ``address`` at the end of ``block``: from the registry's state at
         that block, or, on a node without that state, replayed from the registry's events
         (:func:`registration_from_events`)."""
@@ -160,7 +166,7 @@ class AuditContext:
             lambda b: self.contract.functions.getNode(_cs(address)).call(block_identifier=b),
             block)
         if node is not None:
-            return int(node[0]), int(node[3])
+            return int(node[0]), NodeStatus(node[3])
         self.note(f"registrations at block {block} replayed from the registry's events: the "
                   "node has no historical state")
         return registration_from_events(self.events, address, block)

@@ -7,6 +7,7 @@ from offchain.audit.context import AuditContext, _CheckFailed
 from offchain.audit.report import _STATUS
 from offchain.audit.util import _cs, _short
 from offchain.encoding import eip712
+from offchain.types import JobStatus
 
 _MIN_COMMITTEE, _MAX_COMMITTEE = 3, 32
 
@@ -32,11 +33,12 @@ class JobChecks(AuditContext):
         if not (_MIN_COMMITTEE <= n <= _MAX_COMMITTEE and t >= 1 and 2 * t + 1 <= n and m >= 1):
             problems.append(f"n={n}, t={t}, M={m} break the rules (3 <= n <= 32, 1 <= t, "
                             "2t+1 <= n, M >= 1)")
-        expected_status = 2 if self.finalized else 3 if self.refunded else 1
+        expected_status = (JobStatus.FINALIZED if self.finalized
+                           else JobStatus.REFUNDED if self.refunded else JobStatus.OPEN)
         if len(self.finalized) + len(self.refunded) > 1:
             problems.append(f"{len(self.finalized)} JobFinalized and {len(self.refunded)} "
                             "JobRefunded logs")
-        if s["status"] != expected_status:
+        if s["status"] is not expected_status:
             problems.append(f"stored status {self.status} but the logs say "
                             f"{_STATUS[expected_status]}")
         if problems:
@@ -102,7 +104,8 @@ class JobChecks(AuditContext):
         elif requests and int(requests[0]["callback_gas_limit"]) != gas_limit:
             problems.append(f"logged callback gas limit {requests[0]['callback_gas_limit']}, "
                             f"stored {gas_limit}")
-        expected = self.callback_fee if self.stored["status"] == 1 and gas_limit else 0
+        expected = (self.callback_fee if self.stored["status"] is JobStatus.OPEN and gas_limit
+                    else 0)
         if held != expected:
             problems.append(f"the market holds a callback fee of {held} wei for the job, not "
                             f"{expected}")

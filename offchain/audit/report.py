@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from offchain.errors import MarketError
+from offchain.types import JobStatus
+
 CHECK_NAMES = (
     "job.parameters",
     "job.escrow",
@@ -20,10 +23,10 @@ CHECK_NAMES = (
     "transcripts",
 )
 
-_STATUS = {0: "None", 1: "Open", 2: "Finalized", 3: "Refunded"}
+_STATUS = {s: s.name.title() for s in JobStatus}  # JobStatus -> "None", "Open", ...
 
 
-class AuditError(RuntimeError):
+class AuditError(MarketError, RuntimeError):
     """The audit cannot run: unreachable RPC, no contract at the address, unknown job."""
 
 

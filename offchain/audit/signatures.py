@@ -8,6 +8,7 @@ from offchain.audit.context import AuditContext, _CheckFailed
 from offchain.audit.util import _cs, _short, _sorted_strictly
 from offchain.encoding import eip712
 from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
+from offchain.types import NodeStatus
 
 _MAX_AGGREGATES = 64
 
@@ -44,7 +45,7 @@ class SignatureChecks(AuditContext):
                 continue
             prev = int(signer, 16)
             stake, status = self.registration_at(signer, before)
-            if status == 0 or stake == 0:
+            if status is NodeStatus.NONE or stake == 0:
                 problems.append(f"signer {signer} was not registered with stake at block "
                                 f"{before}")
                 continue
@@ -96,7 +97,7 @@ class SignatureChecks(AuditContext):
                 continue
             if signer != provider:
                 problems.append(f"input of {provider} is signed by {signer}")
-            if self.registration_at(provider, before)[1] == 0:
+            if self.registration_at(provider, before)[1] is NodeStatus.NONE:
                 problems.append(f"provider {provider} was not registered at block {before}")
         m = self.stored["min_providers"]
         if len(inputs) < m:

@@ -13,6 +13,7 @@ from web3.contract import Contract
 
 from offchain.audit.util import _cs
 from offchain.chain.events import EventDecoder
+from offchain.types import NodeStatus
 
 
 class LogSource(Protocol):
@@ -57,30 +58,27 @@ class ChainLogSource:
                 "block_number": int(r["blockNumber"])}
 
 
-_NONE, _ACTIVE, _EXITING = 0, 1, 2  # NodeRegistry.NodeStatus
-
-
 def registration_from_events(events: Sequence[dict[str, Any]], node: str,
-                             block: int) -> tuple[int, int]:
-    """(stake, status) of ``node`` at the end of ``block`` (status 0 None, 1 Active, 2
-    Exiting), replayed from the registry's decoded events of blocks <= ``block`` in chain order,
+                             block: int) -> tuple[int, NodeStatus]:
+    """(stake, status) of ``node`` at the end of ``block`` (stake in wei), replayed from the
+    registry's decoded events of blocks <= ``block`` in chain order,
     as the registry changes them (see :func:`offchain.protocol.committee.eligible_from_events`):
     ``NodeRegistered`` sets the stake and makes it Active (a later one is a re-registration),
     ``NodeExitRequested`` makes it Exiting, ``NodeSlashed`` takes its amount from the stake and
     makes it Exiting, ``NodeExited`` removes it (stake 0, None)."""
     node = _cs(node)
-    stake, status = 0, _NONE
+    stake, status = 0, NodeStatus.NONE
     for ev in events:
         name = ev.get("event")
         if name not in ("NodeRegistered", "NodeExitRequested", "NodeSlashed", "NodeExited") \
                 or int(ev["block_number"]) > block or _cs(ev["node"]) != node:
             continue
         if name == "NodeRegistered":
-            stake, status = int(ev["stake_wei"]), _ACTIVE
+            stake, status = int(ev["stake_wei"]), NodeStatus.ACTIVE
         elif name == "NodeExited":
-            stake, status = 0, _NONE
-        elif status != _NONE:
+            stake, status = 0, NodeStatus.NONE
+        elif status is not NodeStatus.NONE:
             if name == "NodeSlashed":
                 stake = max(0, stake - int(ev["amount_wei"]))
-            status = _EXITING
+            status = NodeStatus.EXITING
     return stake, status

@@ -13,6 +13,7 @@ from eth_account.messages import encode_defunct
 
 from offchain.audit.context import AuditContext, _CheckFailed, _Skip
 from offchain.audit.util import _cs
+from offchain.types import PROVIDER_KINDS, MessageKind
 from offchain.wire.envelope import EnvelopeError, envelope_digest
 from offchain.wire.keys import SECP256K1_N
 from offchain.wire.transcript import Transcript
@@ -82,7 +83,7 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
             problems.append(f"{where}: signed by {signer}, not by its sender")
         if node not in (sender, recipient):
             problems.append(f"{where}: the node is neither sender nor recipient")
-        if kind not in ("share", "decline") and not {sender, recipient} <= members:
+        if kind not in PROVIDER_KINDS and not {sender, recipient} <= members:
             problems.append(f"{where}: {kind} messages are between committee members only")
         if recipient not in members:
             problems.append(f"{where}: recipient is not a committee member")
@@ -98,12 +99,12 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
             problems.append(f"Merkle root 0x{root.hex()[:16]}… is not the signed transcriptRoot "
                             f"0x{signed_root.hex()[:16]}…")
     keys = set(transcript.entries)
-    missing = [p for p in providers if ("share", _cs(p), node) not in keys]
+    missing = [p for p in providers if (MessageKind.SHARE, _cs(p), node) not in keys]
     if missing:
         problems.append(f"no share from counted provider(s) {', '.join(missing)}")
     n = len(members)
     quorum, openings = (n + threshold) // 2 + 1, min(n, 2 * threshold + 1)
-    for kind, need in (("agree", quorum), ("open", openings)):
+    for kind, need in ((MessageKind.AGREE, quorum), (MessageKind.OPEN, openings)):
         have = len({s for k, s, r in keys if k == kind and r == node and s in members})
         if have < need:
             problems.append(f"{have} {kind} messages received; a member signs only after {need}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -22,27 +21,9 @@ from web3.logs import DISCARD
 from offchain.chain.market import MarketClient
 from offchain.chain.tx import TxResult
 from offchain.encoding.eip712 import Sig
+from offchain.types import RequestStatus, RoundStatus
 
 __all__ = ["BeaconClient", "Opening", "RequestInfo", "RequestStatus", "RoundInfo", "RoundStatus"]
-
-
-class RoundStatus(IntEnum):
-    """Contract enum RandomnessBeacon.RoundStatus."""
-
-    NONE = 0
-    OPEN = 1
-    COMMITTED = 2
-    FINALIZED = 3
-    FAILED = 4
-
-
-class RequestStatus(IntEnum):
-    """Contract enum RandomnessBeacon.RequestStatus."""
-
-    NONE = 0
-    PENDING = 1
-    FULFILLED = 2
-    CALLBACK_FAILED = 3
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any, cast
 
 from eth_abi.abi import decode as abi_decode
@@ -41,15 +40,16 @@ from offchain.chain.tx import (
     decode_revert,
 )
 from offchain.encoding.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Sig, market_domain
+from offchain.types import Address, Bytes32, JobStatus, NodeStatus, Wei
 
 __all__ = [
     "ContractRevert",
-    "JobInfo",
     "JobStatus",
     "MarketClient",
     "MarketConfig",
     "NodeInfo",
     "NodeStatus",
+    "StoredJob",
     "TransactionFailed",
     "TxResult",
     "decode_post_job",
@@ -59,23 +59,6 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- data classes
-
-
-class NodeStatus(IntEnum):
-    """Registry status of a node (contract enum NodeRegistry.NodeStatus)."""
-
-    NONE = 0
-    ACTIVE = 1
-    EXITING = 2
-
-
-class JobStatus(IntEnum):
-    """Status of a job (contract enum JobMarket.JobStatus)."""
-
-    NONE = 0
-    OPEN = 1
-    FINALIZED = 2
-    REFUNDED = 3
 
 
 @dataclass(frozen=True)
@@ -95,8 +78,12 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
-class JobInfo:
-    """A stored job (``getJob``); all zero for an unknown id.
+class StoredJob:
+    """A stored job (``getJob``); all zero for an unknown id. Not the committee's view of a
+    posted job (:class:`offchain.protocol.job.JobSpec`).
+
+    ``status`` is the contract's value as a :class:`~offchain.types.JobStatus` (compare with
+    ``is``).
 
     ``deadline`` is unix seconds; ``signer_mask`` bit i = committee[i] signed the result;
     hashes are 32 bytes (``result_hash`` zero until finalized; the proof hash is in the
@@ -104,10 +91,10 @@ class JobInfo:
     """
 
     job_id: int
-    buyer: str
-    escrow_wei: int
-    spec_hash: bytes
-    committee_hash: bytes
+    buyer: Address
+    escrow_wei: Wei
+    spec_hash: Bytes32
+    committee_hash: Bytes32
     deadline: int
     committee_size: int
     threshold: int
@@ -373,15 +360,15 @@ class MarketClient:
         contract's, which changes on removals)."""
         return [self.get_node(self.node_at(i)) for i in range(self.node_count())]
 
-    def get_job(self, job_id: int) -> JobInfo:
+    def get_job(self, job_id: int) -> StoredJob:
         """Stored job ``job_id`` (zeros if unknown)."""
         j = self._call(self.contract.functions.getJob(job_id))
-        return JobInfo(
+        return StoredJob(
             job_id=job_id,
-            buyer=to_checksum_address(j[0]),
-            escrow_wei=int(j[1]),
-            spec_hash=bytes(j[2]),
-            committee_hash=bytes(j[3]),
+            buyer=Address(to_checksum_address(j[0])),
+            escrow_wei=Wei(int(j[1])),
+            spec_hash=Bytes32(bytes(j[2])),
+            committee_hash=Bytes32(bytes(j[3])),
             deadline=int(j[4]),
             committee_size=int(j[5]),
             threshold=int(j[6]),

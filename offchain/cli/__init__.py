@@ -1,3 +1,7 @@
-"""The ``mpc-market`` command line: the typer app and ``main`` are in :mod:`offchain.cli.main`,
-one module per command family beside it. This file imports nothing, so that
-``python -m offchain.cli.net`` and friends run their module once."""
+"""The ``mpc-market`` command line (the typer app is in :mod:`offchain.cli.main`).
+
+One module per command family: ``demo``, ``randomness``, ``net`` (up/down), ``job`` (the buyer
+CLI over the HTTP API), ``audit``, ``node`` (node/keygen); ``common`` holds the shared ``fail``,
+``terminate`` and error-root handling. This package imports none of them, so
+``python -m offchain.cli.net`` / ``python -m offchain.cli.job`` run cleanly.
+"""

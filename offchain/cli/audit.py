@@ -28,12 +28,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from web3 import Web3
+
+from offchain.cli.common import fail, guard, safe
+from offchain.errors import MarketError
 
 __all__ = ["DEFAULT_DEPLOYMENT", "Deployment", "DeploymentError", "audit_command",
            "load_deployment"]
@@ -42,7 +44,7 @@ DEFAULT_DEPLOYMENT = Path("deployment.json")
 RPC_TIMEOUT_S = 10
 
 
-class DeploymentError(ValueError):
+class DeploymentError(MarketError, ValueError):
     """The deployment file is missing, unreadable or names no market."""
 
 
@@ -94,21 +96,10 @@ def load_deployment(path: Path) -> Deployment:
                       rpc_url=rpc)
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/] {_safe(message)}", highlight=False,
-                               soft_wrap=True)
-    raise typer.Exit(2)
-
-
 _STYLE = {"PASS": "bold green", "FAIL": "bold red", "SKIP": "yellow"}
 
 
-def _safe(text: str) -> str:
-    """``text`` for the terminal: Rich markup escaped, control characters (a query string on
-    chain may hold any, ANSI escapes included) shown as escapes."""
-    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
-
-
+@guard
 def audit_command(
     job_id: Annotated[int, typer.Argument(help="the job to audit", min=0)],
     rpc_url: Annotated[str | None, typer.Option(help="the chain's JSON-RPC URL (default: the "
@@ -125,29 +116,29 @@ def audit_command(
 
     path = deployment if deployment is not None else DEFAULT_DEPLOYMENT
     if deployment is None and not path.exists():
-        _fail(f"no deployment file: pass --deployment FILE (none at ./{DEFAULT_DEPLOYMENT})")
+        fail(f"no deployment file: pass --deployment FILE (none at ./{DEFAULT_DEPLOYMENT})")
     try:
         dep = load_deployment(path)
     except DeploymentError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     url = rpc_url or dep.rpc_url
     if not url:
-        _fail(f"no RPC URL: pass --rpc-url URL ({path} has no rpc_url)")
+        fail(f"no RPC URL: pass --rpc-url URL ({path} has no rpc_url)")
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
     try:
         report = audit_job(w3, dep.market, job_id, from_block=dep.from_block)
     except AuditError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         print(json.dumps(report.to_json()))
     else:
         out = Console(highlight=False, soft_wrap=True)
         out.print(f"[bold]job {report.job_id}[/] on chain {report.chain_id}, market "
-                  f"{report.market}: {_safe(report.query)} ({report.status})")
+                  f"{report.market}: {safe(report.query)} ({report.status})")
         width = max(len(c.name) for c in report.checks)
         for c in report.checks:
             out.print(f"[{_STYLE[c.verdict]}]{c.verdict}[/]  {c.name:<{width}}  "
-                      f"{_safe(c.detail)}")
+                      f"{safe(c.detail)}")
         failed = report.failed()
         out.print(f"[bold]{'all checks passed' if not failed else 'FAILED: ' + ', '.join(failed)}"
                   "[/]")

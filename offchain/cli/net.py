@@ -18,28 +18,19 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from offchain.devnet.localnet import DEFAULT_STATE_DIR, LocalNetError, UpOptions, down, up
-
-err = Console(stderr=True)
+from offchain.cli.common import fail, guard, progress_printer, terminate
+from offchain.devnet.localnet import DEFAULT_STATE_DIR, UpOptions, down, up
+from offchain.errors import MarketError
 
 StateDir = Annotated[Path, typer.Option(
     "--state-dir", help="the network's state directory (chain state, node keys and data, "
                         "logs, deployment.json)")]
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the same clean-up as Ctrl-C
 
 
 def _print_up(m: dict[str, Any], elapsed_s: float, state_dir: Path) -> None:
@@ -63,6 +54,7 @@ def _print_up(m: dict[str, Any], elapsed_s: float, state_dir: Path) -> None:
     out.print(f"stop it with: mpc-market down --state-dir {state_dir}")
 
 
+@guard
 def up_command(
     providers: Annotated[int | None, typer.Option(
         help="provider node processes P (>= 3; default 5 for a new network; a resumed "
@@ -84,18 +76,17 @@ def up_command(
     DIR/deployment.json and returns once everything answers."""
     opts = UpOptions(state_dir=state_dir, providers=providers, data=data, rpc_port=rpc_port,
                      preserve_history=preserve_history)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]", highlight=False))
+    previous = signal.signal(signal.SIGTERM, terminate)
     t0 = time.monotonic()
     try:
-        manifest = up(opts, progress)
-    except LocalNetError as exc:
-        _fail(str(exc), exc.code)
+        manifest = up(opts, progress_printer(as_json))
     except KeyboardInterrupt:
-        _fail("interrupted; what was started has been stopped", 130)
+        fail("interrupted; what was started has been stopped", 130)
+    except MarketError:
+        raise  # LocalNetError and the like: one line with their code (guard)
     except Exception as exc:  # e.g. the chain went away mid-way; already cleaned up
         first = (str(exc).strip().splitlines() or [""])[0]
-        _fail(f"up failed ({type(exc).__name__}): {first} (logs: {state_dir / 'logs'})", 1)
+        fail(f"up failed ({type(exc).__name__}): {first} (logs: {state_dir / 'logs'})", 1)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if as_json:
@@ -104,13 +95,11 @@ def up_command(
         _print_up(manifest, time.monotonic() - t0, state_dir)
 
 
+@guard
 def down_command(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Stop what `mpc-market up` started in the state directory (the API, the nodes, then
     anvil, which saves the chain). Running it when nothing runs is fine."""
-    try:
-        stopped = down(state_dir)
-    except LocalNetError as exc:
-        _fail(str(exc), exc.code)
+    stopped = down(state_dir)
     if not stopped:
         print(f"nothing is running under {state_dir}")
         return

@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from secrets import randbelow
 
 from offchain.crypto.field import R, lagrange_coefficients_at
+from offchain.errors import MarketError
 
 
-class SharingError(ValueError):
+class SharingError(MarketError, ValueError):
     """Invalid sharing parameters or share data (bad t/n, missing shares, ragged vectors)."""
 
 

@@ -44,6 +44,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from offchain.devnet.compile import repo_root
+from offchain.errors import MarketError
 
 __all__ = [
     "ANVIL_MNEMONIC",
@@ -64,7 +65,7 @@ _LISTEN_RE = re.compile(r"Listening on (\d+\.\d+\.\d+\.\d+):(\d+)")
 _PR_SET_PDEATHSIG = 1
 
 
-class AnvilError(RuntimeError):
+class AnvilError(MarketError, RuntimeError):
     """anvil is missing, failed to start, or did not answer in time."""
 
 

@@ -61,11 +61,12 @@ from offchain.devnet.network import (
     PHASE_BLOCKS,
     STAKE_WEI,
     DemoOptions,
-    _provision,
-    _transfer,
+    fund,
+    provision_node,
     split_rows,
 )
 from offchain.encoding.fixedpoint import FixedPointError, parse_decimal
+from offchain.errors import MarketError
 from offchain.node.datasource import CsvSource, DataSourceError
 
 __all__ = [
@@ -93,7 +94,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 Say = Callable[[str], None]
 
 
-class LocalNetError(RuntimeError):
+class LocalNetError(MarketError, RuntimeError):
     """A user-facing failure with a one-line message; ``code`` 2 for bad input, 1 otherwise."""
 
     def __init__(self, message: str, code: int = 1) -> None:
@@ -332,7 +333,7 @@ def _dataset_name(data: Path) -> str:
     return name or "data"
 
 
-def _read_csv(data: Path, providers: int) -> tuple[list[str], list[list[str]],
+def read_csv(data: Path, providers: int) -> tuple[list[str], list[list[str]],
                                                     list[dict[str, str]]]:
     """Header, rows and column types of the CSV; LocalNetError (code 2) if it is unusable."""
     if not data.is_file():
@@ -540,7 +541,7 @@ def up(opts: UpOptions, progress: Say | None = None) -> dict[str, Any]:
     _check_options(opts, net)
     csv_data = None
     if net is None:
-        csv_data = _read_csv(opts.data or DEFAULT_DATA, opts.providers or 5)
+        csv_data = read_csv(opts.data or DEFAULT_DATA, opts.providers or 5)
     with _locked(state_dir):
         if running(state_dir):
             raise LocalNetError(f"already up (mpc-market down --state-dir {opts.state_dir})")
@@ -598,9 +599,9 @@ def _first_up(run: _Up, data: Path, p: int, header: list[str], rows: list[list[s
         node_dirs, addresses = [], []
         collect_timeout_s = DemoOptions().collect_timeout_s
         for i, rows_i in enumerate(split_rows(rows, p)):
-            node_dir, keys = _provision(d / "nodes", i, header, rows_i, rpc_url, market.address,
+            node_dir, keys = provision_node(d / "nodes", i, header, rows_i, rpc_url, market.address,
                                         collect_timeout_s, dataset_name=name)
-            _transfer(w3, deployer, keys.address, 2 * STAKE_WEI)
+            fund(w3, deployer, keys.address, 2 * STAKE_WEI)
             node_dirs.append(node_dir)
             addresses.append(keys.address)
         net = {
@@ -650,7 +651,7 @@ def _resume(run: _Up, net: dict[str, Any]) -> dict[str, Any]:
     for node in net["nodes"]:
         address = Web3.to_checksum_address(node["address"])
         if w3.eth.get_balance(address) < MIN_NODE_BALANCE_WEI:
-            _transfer(w3, deployer, address, STAKE_WEI)
+            fund(w3, deployer, address, STAKE_WEI)
     node_dirs = [d / str(n["dir"]) for n in net["nodes"]]
     run.say("compiling the contracts (the nodes and the API load the cached ABI)")
     _compile()

@@ -35,6 +35,7 @@ from offchain.devnet.compile import CompiledContract, compile_contracts
 from offchain.devnet.reference import plaintext_statistic
 from offchain.encoding import eip712
 from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
+from offchain.errors import MarketError
 from offchain.node.datasource import CsvSource, DataSourceError, open_source, write_sqlite
 from offchain.wire.keys import NodeKeys
 
@@ -52,7 +53,7 @@ def split_rows(rows: list[list[str]], p: int) -> list[list[list[str]]]:
     return [rows[i * len(rows) // p:(i + 1) * len(rows) // p] for i in range(p)]
 
 
-class DemoError(RuntimeError):
+class DemoError(MarketError, RuntimeError):
     """A user-facing failure: the message is one line naming the problem."""
 
 
@@ -153,10 +154,10 @@ def _chain(opts: DemoOptions) -> Iterator[str]:
         yield anvil.rpc_url
 
 
-def _provision(run_dir: Path, index: int, header: list[str], rows: list[list[str]],
-               rpc_url: str, market: str, collect_timeout_s: float,
-               beacon_fault: str | None = None,
-               dataset_name: str = DATASET_NAME) -> tuple[Path, NodeKeys]:
+def provision_node(run_dir: Path, index: int, header: list[str], rows: list[list[str]],
+                   rpc_url: str, market: str, collect_timeout_s: float,
+                   beacon_fault: str | None = None,
+                   dataset_name: str = DATASET_NAME) -> tuple[Path, NodeKeys]:
     """Write node ``index``'s directory: keys, its slice of data (CSV or SQLite), config."""
     node_dir = run_dir / f"node-{index}"
     node_dir.mkdir(parents=True)
@@ -250,7 +251,8 @@ class NodeProcesses:
                     stream.close()
 
 
-def _receipt_tx(w3: Web3, name: str, tx_hash: str) -> dict[str, Any]:
+def receipt_tx(w3: Web3, name: str, tx_hash: str) -> dict[str, Any]:
+    """``{"name", "hash", "gas_used"}`` of a mined transaction (a row of the demo's tx table)."""
     receipt = w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
     return {"name": name, "hash": tx_hash, "gas_used": int(receipt["gasUsed"])}
 
@@ -259,7 +261,7 @@ def _txr(tx: TxResult) -> dict[str, Any]:
     return {"name": tx.name, "hash": tx.hash, "gas_used": tx.gas_used}
 
 
-def _transfer(w3: Web3, sender: Any, to: str, amount_wei: int) -> str:
+def fund(w3: Web3, sender: Any, to: str, amount_wei: int) -> str:
     """Send ETH from a local account; returns the tx hash once mined."""
     tx = {"to": to, "value": amount_wei, "gas": 21000, "chainId": w3.eth.chain_id,
           "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
@@ -324,17 +326,17 @@ class DemoNetwork:
         self.say(f"starting {p} provider node processes, each with its own slice of the data "
                  f"(CSV or SQLite) under {self.run_dir}")
         for i in range(p):
-            node_dir, keys = _provision(self.run_dir, i, self.header, slices[i], self.rpc_url,
+            node_dir, keys = provision_node(self.run_dir, i, self.header, slices[i], self.rpc_url,
                                         self.market.address, opts.collect_timeout_s,
                                         _fault_of(opts, i))
-            tx_hash = _transfer(w3, deployer, keys.address, 2 * STAKE_WEI)
-            self.txs.append(_receipt_tx(w3, f"fund node-{i}", tx_hash))
+            tx_hash = fund(w3, deployer, keys.address, 2 * STAKE_WEI)
+            self.txs.append(receipt_tx(w3, f"fund node-{i}", tx_hash))
             self.nodes.start(node_dir)
         self.nodes.wait_ready(self.run_dir)
         registered = {ev["node"]: ev["tx_hash"] for ev in self.market.node_registered_events(0)}
         for i, ready in enumerate(self.nodes.ready):
             if ready["address"] in registered:
-                self.txs.append(_receipt_tx(w3, f"register node-{i}",
+                self.txs.append(receipt_tx(w3, f"register node-{i}",
                                             registered[ready["address"]]))
         self.registered = sorted((r["address"] for r in self.nodes.ready),
                                  key=lambda a: int(a, 16))
@@ -378,7 +380,7 @@ class DemoNetwork:
             providers=opts.providers, contributors=int(finalized["provider_count"]),
             committee=committee, threshold=opts.threshold,
             txs=[*self.txs, _txr(post), *beacon_txs,
-                 _receipt_tx(self.w3, "finalizeJob", finalized["tx_hash"])],
+                 receipt_tx(self.w3, "finalizeJob", finalized["tx_hash"])],
             latency_s=round(latency_s, 4), randomness_round=seed_round,
             node_peak_rss_mib=self.nodes.peak_rss_mib(),
             chain_id=self.chain_id, market=self.market.address, rpc_url=self.rpc_url)
@@ -400,8 +402,8 @@ class DemoNetwork:
                     label = tx_name if name != "ContributionOpened" or not ev["recovered"] \
                         else "recover"
                     txs[ev["tx_hash"]] = label
-        out = [_receipt_tx(self.w3, label, h) for h, label in txs.items()]
-        out.append(_receipt_tx(self.w3, "assignCommittee", assigned["tx_hash"]))
+        out = [receipt_tx(self.w3, label, h) for h, label in txs.items()]
+        out.append(receipt_tx(self.w3, "assignCommittee", assigned["tx_hash"]))
         committee = [str(Web3.to_checksum_address(a)) for a in assigned["committee"]]
         return out, committee, seed_round
 

@@ -19,7 +19,7 @@ from eth_utils.address import to_checksum_address
 
 from offchain.chain.beacon import BeaconClient, RoundStatus
 from offchain.chain.events import EventDecoder
-from offchain.devnet.network import DemoError, DemoNetwork, DemoOptions, _receipt_tx, validate
+from offchain.devnet.network import DemoError, DemoNetwork, DemoOptions, receipt_tx, validate
 from offchain.protocol.beacon import round_output
 from offchain.protocol.committee import eligible_from_events
 
@@ -60,7 +60,7 @@ def run_round(net: DemoNetwork, *, timeout_s: float = 120.0) -> RandomnessResult
     while True:
         resolved = beacon.resolve_round(round_id)
         info = beacon.get_round(resolved)
-        if info.status == RoundStatus.FINALIZED:
+        if info.status is RoundStatus.FINALIZED:
             break
         if time.monotonic() > deadline:
             raise DemoError(f"round {round_id} did not finish within {timeout_s:.0f} s; node "
@@ -91,7 +91,7 @@ def run_round(net: DemoNetwork, *, timeout_s: float = 120.0) -> RandomnessResult
     tx_names: dict[str, str] = {committed["tx_hash"]: "commitRound"}
     for ev in opened:
         tx_names.setdefault(ev["tx_hash"], "recover" if ev["recovered"] else "reveal")
-    round_txs = [_receipt_tx(net.w3, name, h) for h, name in tx_names.items()]
+    round_txs = [receipt_tx(net.w3, name, h) for h, name in tx_names.items()]
     value = beacon.randomness_of(request_id)
     return RandomnessResult(
         round_id=round_id, request_id=request_id, output="0x" + bytes(final["output"]).hex(),
@@ -99,7 +99,7 @@ def run_round(net: DemoNetwork, *, timeout_s: float = 120.0) -> RandomnessResult
         threshold=info.threshold, participants=participants, excluded=excluded,
         revealed=revealed,
         recovered=recovered, slashed=slashed,
-        txs=[_receipt_tx(net.w3, "requestRandomness", req_tx.hash), *round_txs],
+        txs=[receipt_tx(net.w3, "requestRandomness", req_tx.hash), *round_txs],
         gas_round=sum(t["gas_used"] for t in round_txs), latency_s=round(latency_s, 4),
         chain_id=net.chain_id, market=net.market.address)
 

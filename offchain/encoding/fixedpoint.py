@@ -10,8 +10,11 @@ Why no aggregate wraps around R (see :mod:`offchain.crypto.field`): inputs satis
 scale ``SCALE**2``) is at most ``10**60`` in absolute value, and a sum of up to ``MAX_TERMS =
 2**40`` such terms is at most ``2**40 * 10**60 ≈ 1.1e72 < R // 2 ≈ 1.09e76``. Sums of plain
 values (power 1) are far smaller still. So every such aggregate, computed in F_R, lifts back to
-the exact signed integer (:func:`offchain.crypto.field.to_signed`). The margin is asserted at
-import.
+the exact signed integer (:func:`offchain.crypto.field.to_signed`). The margin is checked at
+import (:func:`check_no_wrap_bound` raises :class:`FixedPointError` if the bounds are ever
+changed so that it no longer holds). ``MAX_TERMS`` bounds the rows of *all* providers together:
+each data source holds at most that many rows, and the committee refuses a reconstructed total
+whose row count exceeds it (:meth:`offchain.protocol.job.CommitteeJob.reconstruct`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, Inval
 from fractions import Fraction
 
 from offchain.crypto.field import HALF_R
+from offchain.errors import MarketError
 
 SCALE_DIGITS = 12
 """Decimal places kept exactly."""
@@ -40,8 +44,6 @@ MAX_TERMS = 2**40
 MAX_TEXT_LENGTH = 256
 """Longest accepted input text, in characters."""
 
-assert MAX_TERMS * MAX_ENCODED**2 < HALF_R, "fixed-point bounds would allow wrap-around"
-
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 # Enough precision for any integer below 10**31 and an exponent range wide enough for any
@@ -49,8 +51,24 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 _CTX = Context(prec=64, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HALF_EVEN)
 
 
-class FixedPointError(ValueError):
-    """A value cannot be parsed or encoded as fixed point (the message says what and why)."""
+class FixedPointError(MarketError, ValueError):
+    """A value cannot be parsed or encoded as fixed point, or the fixed-point bounds are unsound
+    (the message says what and why)."""
+
+
+def check_no_wrap_bound(max_terms: int = MAX_TERMS, max_encoded: int = MAX_ENCODED) -> None:
+    """Check that a sum of ``max_terms`` products of two encoded values (each ``|v| <=
+    max_encoded``) stays below ``HALF_R`` in absolute value, so no aggregate wraps around R.
+
+    Raises :class:`FixedPointError` if ``max_terms * max_encoded**2 >= HALF_R``. Called at import
+    with the module's bounds (a ``raise``, not an ``assert``: it also runs under ``python -O``).
+    """
+    if not max_terms * max_encoded**2 < HALF_R:
+        raise FixedPointError(f"fixed-point bounds would allow wrap-around: {max_terms} terms of "
+                              f"|v| <= {max_encoded}**2 reach R // 2")
+
+
+check_no_wrap_bound()
 
 
 def parse_decimal(text: str) -> Decimal:

@@ -48,6 +48,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from offchain.encoding.fixedpoint import SCALE, FixedPointError, encode, parse_decimal
+from offchain.errors import MarketError
 
 KINDS = ("count", "sum", "mean", "var", "std", "pearson", "histogram")
 MAX_BINS = 62  # the contract accepts at most 64 aggregates per job
@@ -55,11 +56,11 @@ MAX_QUERY_BYTES = 256  # the contract's limit on the posted query string
 _COLUMN = re.compile(r"^[^:,\s](?:[^:,]*[^:,\s])?$")
 
 
-class QueryError(ValueError):
+class QueryError(MarketError, ValueError):
     """The query text does not follow the grammar, or does not fit the data."""
 
 
-class StatisticError(ValueError):
+class StatisticError(MarketError, ValueError):
     """The statistic is undefined for the opened aggregates (e.g. a mean over zero rows)."""
 
 

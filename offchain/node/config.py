@@ -25,14 +25,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from offchain.errors import MarketError
 from offchain.node.datasource import DataSource, open_source
 
 
-class ConfigError(ValueError):
+class ConfigError(MarketError, ValueError):
     """The config file is missing, not JSON, or has invalid fields (the message names them)."""
 
 
 class DatasetConfig(BaseModel):
+    """One dataset a node holds: a CSV file, or a SQLite file and its ``table``."""
+
     model_config = ConfigDict(extra="forbid")
     path: Path
     table: str | None = None

@@ -19,12 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from offchain.encoding.fixedpoint import FixedPointError, parse_decimal
+from offchain.encoding.fixedpoint import MAX_TERMS, FixedPointError, parse_decimal
+from offchain.errors import MarketError
 
-MAX_ROWS = 2**40  # fixed-point range analysis assumes no more rows than this in total
+MAX_ROWS = MAX_TERMS  # per source; the committee refuses a total beyond it (protocol.job)
 
 
-class DataSourceError(ValueError):
+class DataSourceError(MarketError, ValueError):
     """The data cannot be used: the message says which file, column and row, and why."""
 
 
@@ -83,9 +84,13 @@ class CsvSource:
         return header, rows[1:]
 
     def columns(self) -> list[str]:
+        """The header's column names, in file order. Raises DataSourceError."""
         return self.records()[0]
 
     def read_columns(self, names: Sequence[str]) -> list[tuple[Decimal, ...]]:
+        """Per data row, the values of ``names`` in order (exact decimals). Raises
+        DataSourceError for an unknown column, no or more than ``MAX_ROWS`` rows, a short
+        row, or a cell that is not a decimal."""
         header, rows = self.records()
         idx = _check_names(str(self.path), header, names)
         if not rows:
@@ -119,6 +124,8 @@ class SqliteSource:
             raise DataSourceError(f"{self.path}: cannot open: {exc}") from exc
 
     def columns(self) -> list[str]:
+        """The table's column names, in table order. Raises DataSourceError (no file, no
+        table, unreadable)."""
         with self._connect() as con:
             try:
                 info = con.execute("SELECT name FROM pragma_table_info(?)", (self.table,))
@@ -130,6 +137,8 @@ class SqliteSource:
         return cols
 
     def read_columns(self, names: Sequence[str]) -> list[tuple[Decimal, ...]]:
+        """Per table row, the values of ``names`` in order (exact decimals; REAL cells by
+        their shortest repr). Raises DataSourceError like :meth:`CsvSource.read_columns`."""
         where = f"{self.path}:{self.table}"
         _check_names(where, self.columns(), names)
         # Identifiers were checked against the table's own column list above; quote them anyway.

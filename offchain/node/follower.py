@@ -24,17 +24,21 @@ from web3.providers.persistent import WebSocketProvider
 
 from offchain.chain.events import EventDecoder
 from offchain.chain.market import MarketClient
+from offchain.types import NodeStatus
 
 log = logging.getLogger("mpc.follower")
 
 
 @dataclass
 class PeerInfo:
+    """A registry entry as the node uses it: checksummed ``address``, raw 32-byte X25519
+    ``enc_key``, HTTP ``endpoint`` and whether the node is Active (False once Exiting or
+    slashed)."""
+
     address: str
     enc_key: bytes
     endpoint: str
     active: bool
-
 
 
 class ChainFollower:
@@ -71,9 +75,9 @@ class ChainFollower:
         if info is not None:
             return info
         node = await asyncio.to_thread(self.market.get_node, address)
-        if node.status == 0:
+        if node.status is NodeStatus.NONE:
             return None
-        info = PeerInfo(address, node.enc_key, node.endpoint, node.status == 1)
+        info = PeerInfo(address, node.enc_key, node.endpoint, node.status is NodeStatus.ACTIVE)
         self.lookups[address] = info
         return info
 
@@ -83,10 +87,13 @@ class ChainFollower:
 
     def load_directory(self) -> None:
         """Read every registered node from the registry (blocking; at start-up)."""
-        self.directory = {n.address: PeerInfo(n.address, n.enc_key, n.endpoint, n.status == 1)
+        self.directory = {n.address: PeerInfo(n.address, n.enc_key, n.endpoint,
+                                              n.status is NodeStatus.ACTIVE)
                           for n in self.market.list_nodes()}
 
     def on_registry_event(self, ev: dict[str, Any]) -> None:
+        """Apply one registry event (NodeRegistered, NodeEndpointUpdated, NodeExitRequested,
+        NodeSlashed, NodeExited) to the directory."""
         node = Web3.to_checksum_address(ev["node"])
         self.lookups.pop(node, None)  # the event stream has caught up with this node
         if ev["event"] == "NodeRegistered":

@@ -3,9 +3,9 @@
 The server side is a Starlette app served by uvicorn, which binds the port itself (port 0 picks a
 free one; ``serve`` returns it so the node can register its endpoint on chain); the client side is
 an ``httpx.AsyncClient`` with keep-alive connections. The transport moves opaque envelopes only:
-authentication, decryption, replay and role checks happen in the node (``offchain.node.main``),
-which
-answers with one of the statuses below.
+authentication, decryption, replay and role checks happen in the node (``offchain.node.main``
+dispatching to ``offchain.node.jobs`` and ``offchain.node.beacon``), which answers with one of
+the statuses below.
 
     POST /v1/peer        body: envelope JSON (<= MAX_BODY_BYTES)
         202  accepted                      400  malformed / bad signature / bad payload
@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from offchain.errors import MarketError
+
 MAX_BODY_BYTES = 1 << 20
 RETRY_STATUSES = (404,)
 
@@ -44,7 +46,7 @@ EnvelopeHandler = Callable[[bytes], Awaitable[tuple[int, str]]]
 TranscriptReader = Callable[[int], bytes | None]
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(MarketError, RuntimeError):
     """A message could not be delivered before its deadline."""
 
 
@@ -140,4 +142,5 @@ class PeerClient:
         return dict(response.json())
 
     async def aclose(self) -> None:
+        """Close the keep-alive connections (at shutdown)."""
         await self._client.aclose()

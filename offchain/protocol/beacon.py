@@ -1,6 +1,6 @@
 """One participant's state in a randomness-beacon round (pure logic: no network, no chain).
 
-The round (see ``contracts/RandomnessBeacon.sol`` for the on-chain half):
+The round (see ``contracts/core/RandomnessBeacon.sol`` for the on-chain half):
 
 1. **Deal.** Every node Active when the round opened draws a contribution ``s`` and a salt in
    F_r with ``secrets`` and deals Pedersen shares of (s, salt) with threshold T to every Active
@@ -43,12 +43,14 @@ from fastecdsa.point import Point
 
 from offchain.crypto import pedersen
 from offchain.crypto.field import R
-from offchain.protocol.job import ProtocolError
+from offchain.errors import ProtocolError
+from offchain.types import FieldElement
 
 __all__ = [
     "BeaconRound",
     "Complaint",
     "ReceivedDeal",
+    "address_eval_point",
     "beacon_threshold",
     "leader_of",
     "round_output",
@@ -77,9 +79,11 @@ def round_output(chain_id: int, beacon: str, round_id: int, secrets_: Sequence[i
                              [chain_id, beacon, round_id, total]))
 
 
-def x_of(address: str) -> int:
-    """Evaluation point of a node: its address as an integer (160 bits, nonzero, < r)."""
-    return int(address, 16)
+def address_eval_point(address: str) -> FieldElement:
+    """Pedersen evaluation point of a node in a beacon round: its address as an integer (160 bits,
+    nonzero, < r; unlike the job protocol's 1-based committee index,
+    :meth:`offchain.protocol.job.JobSpec.job_eval_point`)."""
+    return FieldElement(int(address, 16))
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ class Complaint:
             pts = [pedersen.decode_point(x, y) for x, y in self.points]
         except ValueError:
             return True
-        return not pedersen.verify_share(pts, x_of(self.recipient), self.share_s, self.share_r)
+        return not pedersen.verify_share(pts, address_eval_point(self.recipient), self.share_s,
+                                         self.share_r)
 
 
 @dataclass
@@ -152,9 +157,10 @@ class BeaconRound:
                                 f"{2 * threshold + 1}")
         st = cls(round_id, threshold, me, ordered)
         st.secret, st.salt = secrets.randbelow(R), secrets.randbelow(R)
-        st.dealing = pedersen.deal(st.secret, st.salt, threshold, [x_of(a) for a in ordered])
+        st.dealing = pedersen.deal(st.secret, st.salt, threshold,
+                                   [address_eval_point(a) for a in ordered])
         st.commitment = pedersen.commitment_hash(st.dealing.commitments)
-        own = st.dealing.shares[x_of(me)]
+        own = st.dealing.shares[address_eval_point(me)]
         st.deals[me] = ReceivedDeal(st.dealing.commitments, st.commitment, own[0], own[1])
         return st
 
@@ -169,7 +175,7 @@ class BeaconRound:
         assert self.dealing is not None
         if recipient not in self.active:
             raise ProtocolError(f"{recipient} is not a node of round {self.round_id}")
-        return self.dealing.shares[x_of(recipient)]
+        return self.dealing.shares[address_eval_point(recipient)]
 
     def add_deal(self, dealer: str, points: Sequence[tuple[int, int]], share_s: int,
                  share_r: int, sig: bytes) -> bool:
@@ -289,9 +295,9 @@ class BeaconRound:
         deal = self.deals.get(dealer)
         if deal is None or dealer not in self.participants or holder not in self.participants:
             raise ProtocolError(f"recovery share of {dealer} from {holder} not expected")
-        if not pedersen.verify_share(deal.points, x_of(holder), share_s, share_r):
+        if not pedersen.verify_share(deal.points, address_eval_point(holder), share_s, share_r):
             raise ProtocolError(f"recovery share of {dealer} from {holder} does not verify")
-        self.recovery_shares.setdefault(dealer, {})[x_of(holder)] = (share_s, share_r)
+        self.recovery_shares.setdefault(dealer, {})[address_eval_point(holder)] = (share_s, share_r)
 
     def try_recover(self, dealer: str) -> tuple[int, int, bytes] | None:
         """(secret, salt, restHash) of ``dealer`` reconstructed from T+1 verified shares and
@@ -299,7 +305,7 @@ class BeaconRound:
         deal = self.deals.get(dealer)
         shares = dict(self.recovery_shares.get(dealer, {}))
         if deal is not None:
-            shares.setdefault(x_of(self.me), (deal.share_s, deal.share_r))
+            shares.setdefault(address_eval_point(self.me), (deal.share_s, deal.share_r))
         if deal is None or len(shares) < self.threshold + 1:
             return None
         secret, salt = pedersen.reconstruct(shares, self.threshold)

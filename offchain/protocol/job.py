@@ -45,16 +45,27 @@ from eth_utils.crypto import keccak
 from offchain.crypto.field import R, from_signed, to_signed
 from offchain.crypto.shamir import reconstruct_vector, share_vector
 from offchain.encoding import eip712
+from offchain.encoding.fixedpoint import MAX_TERMS
 from offchain.encoding.query import QuerySpec
+from offchain.errors import ProtocolError
+from offchain.types import FieldElement
 
-
-class ProtocolError(RuntimeError):
-    """The job cannot proceed correctly (too few inputs, inconsistent shares, ...)."""
+__all__ = [
+    "CommitteeJob",
+    "JobSpec",
+    "ProtocolError",
+    "ProviderContribution",
+    "ProviderInput",
+    "deal",
+    "input_commitment",
+    "lift_totals",
+]
 
 
 @dataclass(frozen=True)
-class JobInfo:
-    """A posted job as the nodes see it (from the JobPosted event).
+class JobSpec:
+    """A posted job as the committee sees it (from the JobPosted event); not the stored job
+    (:class:`offchain.chain.market.StoredJob`).
 
     ``committee`` is sorted ascending by address (the contract enforces it); member i has the
     Shamir evaluation point x = i + 1. ``deadline`` is a unix time in seconds.
@@ -68,9 +79,11 @@ class JobInfo:
     min_providers: int
     deadline: int
 
-    def x_of(self, member: str) -> int:
-        """Evaluation point of ``member``. ValueError if not in the committee."""
-        return self.committee.index(member) + 1
+    def job_eval_point(self, member: str) -> FieldElement:
+        """Shamir evaluation point of ``member`` in this job: its committee index + 1 (1-based;
+        unlike the beacon's :func:`offchain.protocol.beacon.address_eval_point`). ValueError if
+        ``member`` is not in the committee."""
+        return FieldElement(self.committee.index(member) + 1)
 
 
 def input_commitment(job_id: int, provider: str, salt: bytes, aggregates: Sequence[int]) -> bytes:
@@ -78,6 +91,29 @@ def input_commitment(job_id: int, provider: str, salt: bytes, aggregates: Sequen
     and binding commitment to a provider's local aggregate vector for one job."""
     return keccak(abi_encode(["uint256", "address", "bytes32", "int256[]"],
                              [job_id, provider, salt, list(aggregates)]))
+
+
+def lift_totals(values: Sequence[int]) -> list[int]:
+    """The signed total aggregate vector from its reconstruction in F_R.
+
+    Entry 0 of every query's vector is the row count n over all contributing providers
+    (``offchain.encoding.query``). The fixed-point range analysis guarantees no wrap-around only
+    for at most ``MAX_TERMS`` rows in total (``offchain.encoding.fixedpoint``), and each data
+    source bounds only its own rows, so the total is checked here. Raises ProtocolError if n is
+    not in [0, MAX_TERMS] (too many rows, or a provider dealt a bogus count) or if any entry
+    lies outside the signed range (a wrap-around): the member then does not sign and the job
+    aborts.
+    """
+    if not values:
+        raise ProtocolError("empty aggregate vector")
+    rows = values[0]
+    if not 0 <= rows <= MAX_TERMS:
+        raise ProtocolError(f"total row count {rows} (in F_R) is outside [0, MAX_TERMS = 2**40]: "
+                            "the aggregates could have wrapped around R")
+    try:
+        return [to_signed(v) for v in values]
+    except OverflowError as exc:
+        raise ProtocolError(f"an aggregate wrapped around R: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -89,7 +125,7 @@ class ProviderContribution:
     shares: list[list[int]]
 
 
-def deal(job: JobInfo, provider: str, aggregates: Sequence[int]) -> ProviderContribution:
+def deal(job: JobSpec, provider: str, aggregates: Sequence[int]) -> ProviderContribution:
     """Commit to ``aggregates`` (signed ints) and deal Shamir shares of them (elements of F_R):
     a list of n share vectors of length L, one per committee member."""
     salt = secrets.token_bytes(32)
@@ -113,7 +149,7 @@ class CommitteeJob:
     """A committee member's state for one job. All inputs are assumed already authenticated
     (envelope signature, registry membership) and shape-checked (payload models)."""
 
-    job: JobInfo
+    job: JobSpec
     me: str
     expected_providers: frozenset[str]
     inputs: dict[str, ProviderInput] = field(default_factory=dict)
@@ -217,7 +253,8 @@ class CommitteeJob:
 
     def matching_opens(self, inputs_hash: bytes) -> dict[int, list[int]]:
         """Evaluation point -> opened share vector, for members that opened over the same S."""
-        return {self.job.x_of(m): v for m, (h, v) in self.opens.items() if h == inputs_hash}
+        return {self.job.job_eval_point(m): v for m, (h, v) in self.opens.items()
+                if h == inputs_hash}
 
     @property
     def openings_needed(self) -> int:
@@ -233,7 +270,8 @@ class CommitteeJob:
 
         Uses every matching share and checks they all lie on one degree-t polynomial.
         ProtocolError when fewer than :attr:`openings_needed` members opened over the same
-        inputs, or on inconsistent shares (some member sent a wrong value).
+        inputs, on inconsistent shares (some member sent a wrong value), or when the total is
+        outside the fixed-point no-wrap range (see :func:`lift_totals`).
         """
         points = self.matching_opens(inputs_hash)
         if len(points) < self.openings_needed:
@@ -242,7 +280,7 @@ class CommitteeJob:
             values = reconstruct_vector(points, self.job.threshold)
         except ValueError as exc:
             raise ProtocolError(f"openings are inconsistent: {exc}") from exc
-        return [to_signed(v) for v in values]
+        return lift_totals(values)
 
     # -- round 4 -----------------------------------------------------------------------------
     def add_signature(self, member: str, result_hash: bytes, inputs_hash: bytes,

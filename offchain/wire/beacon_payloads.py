@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from offchain.crypto.pedersen import P
+from offchain.types import BEACON_KINDS, MessageKind
 from offchain.wire.job_payloads import (
     Address,
     FieldHex,
@@ -91,13 +92,18 @@ class BeaconRecoverPayload(_Payload):
 
 
 BEACON_PAYLOADS: dict[str, type[_Payload]] = {
-    "beacon_deal": BeaconDealPayload,
-    "beacon_report": BeaconReportPayload,
-    "beacon_propose": BeaconProposePayload,
-    "beacon_sign": BeaconSignPayload,
-    "beacon_open": BeaconOpenPayload,
-    "beacon_recover": BeaconRecoverPayload,
+    MessageKind.BEACON_DEAL: BeaconDealPayload,
+    MessageKind.BEACON_REPORT: BeaconReportPayload,
+    MessageKind.BEACON_PROPOSE: BeaconProposePayload,
+    MessageKind.BEACON_SIGN: BeaconSignPayload,
+    MessageKind.BEACON_OPEN: BeaconOpenPayload,
+    MessageKind.BEACON_RECOVER: BeaconRecoverPayload,
 }
+"""The payload model of each beacon kind (:data:`offchain.types.BEACON_KINDS`)."""
+
+if tuple(BEACON_PAYLOADS) != BEACON_KINDS:
+    raise RuntimeError("BEACON_PAYLOADS must map exactly the beacon kinds of "
+                       "offchain.types.KIND_RULES")
 
 
 def decode_beacon_payload(kind: str, data: bytes) -> Any:

@@ -53,6 +53,7 @@ from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError as _EthValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from offchain.errors import MarketError
 from offchain.wire.keys import SECP256K1_N
 
 PROTOCOL_TAG = "mpc-market/peer/v1"
@@ -72,7 +73,7 @@ Envelope = dict[str, int | str]
 """A JSON-able envelope as produced by :func:`seal`."""
 
 
-class EnvelopeError(Exception):
+class EnvelopeError(MarketError):
     """Base class of every reason an envelope is refused."""
 
 

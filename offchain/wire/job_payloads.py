@@ -28,11 +28,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from offchain.crypto.field import R
 from offchain.encoding.eip712 import Sig
+from offchain.errors import MarketError
+from offchain.types import JOB_KINDS, MessageKind
 
 MAX_VECTOR = 64
 
 
-class PayloadError(ValueError):
+class PayloadError(MarketError, ValueError):
     """A decrypted payload does not have the shape its kind requires."""
 
 
@@ -113,13 +115,17 @@ class SignaturePayload(_Payload):
 
 
 PAYLOADS: dict[str, type[_Payload]] = {
-    "share": SharePayload,
-    "decline": DeclinePayload,
-    "received": ReceivedPayload,
-    "agree": AgreePayload,
-    "open": OpenPayload,
-    "signature": SignaturePayload,
+    MessageKind.SHARE: SharePayload,
+    MessageKind.DECLINE: DeclinePayload,
+    MessageKind.RECEIVED: ReceivedPayload,
+    MessageKind.AGREE: AgreePayload,
+    MessageKind.OPEN: OpenPayload,
+    MessageKind.SIGNATURE: SignaturePayload,
 }
+"""The payload model of each job-protocol kind (:data:`offchain.types.JOB_KINDS`)."""
+
+if tuple(PAYLOADS) != JOB_KINDS:
+    raise RuntimeError("PAYLOADS must map exactly the job kinds of offchain.types.KIND_RULES")
 
 
 def encode_payload(payload: _Payload) -> bytes:

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from offchain.crypto.merkle import merkle_root
+from offchain.types import TRANSCRIPT_KINDS, MessageKind
 
-#: Protocol rounds in order; a kind's position orders the transcript's leaves.
-ROUND_ORDER = ("share", "decline", "received", "agree", "open")
+#: Protocol rounds in order; a kind's position orders the transcript's leaves. Derived from the
+#: kind table (:data:`offchain.types.KIND_RULES`): every job kind before the result signature.
+ROUND_ORDER: tuple[MessageKind, ...] = TRANSCRIPT_KINDS
 
 
 @dataclass

@@ -43,6 +43,7 @@ from offchain.devnet.reference import plaintext_statistic
 from offchain.encoding import eip712
 from offchain.encoding.query import parse_query
 from offchain.node.datasource import open_source
+from offchain.types import JobStatus
 
 PROBLEM = "https://mpc-market.example/problems/"
 READY_TIMEOUT_S = 60.0
@@ -295,7 +296,7 @@ def test_jobs_over_http_match_plaintext(env: Env) -> None:
             [int(a) for a in res["aggregates"]]).hex()
         assert res["provider_count"] == 5 and len(res["signers"]) >= 2
         stored = env.net.market.get_job(out["job_id"])
-        assert int(stored.status) == 2 and stored.signer_mask == res["signer_mask"]
+        assert stored.status is JobStatus.FINALIZED and stored.signer_mask == res["signer_mask"]
         names = [t["name"] for t in job["transactions"]]
         assert names[0] == "postJob" and names[-1] == "finalizeJob"
         assert {"commitRound", "reveal", "assignCommittee"} <= set(names)

@@ -18,6 +18,7 @@ from web3.exceptions import ContractCustomError
 from offchain.chain.market import decode_revert
 from offchain.devnet.compile import compile_contracts
 from offchain.encoding import eip712
+from offchain.types import JobStatus, NodeStatus
 from tests.helpers.env import EXIT_DELAY_S, MIN_PAYMENT_WEI, MIN_STAKE_WEI, Env
 
 
@@ -60,7 +61,7 @@ def test_reclaim_to_a_buyer_refusing_eth(env: Env, rejecter_artifact: Any) -> No
     assert env.market.get_job(job_id).buyer == rejecter.address
     env.advance(61)
     assert forward_reverts(env, rejecter, fns.reclaimEscrow(job_id)) == "MarketTransferFailed()"
-    assert int(env.market.get_job(job_id).status) == 1  # still Open: nothing changed
+    assert env.market.get_job(job_id).status is JobStatus.OPEN  # nothing changed
     assert env.balance(env.market.address) >= MIN_PAYMENT_WEI
 
 
@@ -72,4 +73,4 @@ def test_withdraw_stake_to_a_node_refusing_eth(env: Env, rejecter_artifact: Any)
     env.advance(EXIT_DELAY_S + 1)
     assert forward_reverts(env, rejecter, fns.withdrawStake()) == "MarketTransferFailed()"
     node = env.market.get_node(rejecter.address)
-    assert node.stake_wei == MIN_STAKE_WEI and int(node.status) == 2  # still Exiting, staked
+    assert node.stake_wei == MIN_STAKE_WEI and node.status is NodeStatus.EXITING  # staked

@@ -18,6 +18,7 @@ from offchain.chain.market import ContractRevert
 from offchain.devnet.anvil import dev_accounts
 from offchain.devnet.network import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
 from offchain.encoding import eip712
+from offchain.types import JobStatus
 from offchain.wire.envelope import Header, seal
 from tests.helpers.paths import ROOT
 
@@ -45,7 +46,7 @@ def test_queries_match_plaintext(network: DemoNetwork) -> None:
         else:
             assert r.result == r.plaintext, query
         job = network.market.get_job(r.job_id)
-        assert int(job.status) == 2  # Finalized
+        assert job.status is JobStatus.FINALIZED
         assert job.result_hash == eip712.result_hash(r.aggregates)
         assert job.provider_count == 5
         assert bin(job.signer_mask).count("1") >= 2  # at least t+1 committee signatures
@@ -88,7 +89,7 @@ def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
         committee_size=3, threshold=1, min_providers=6, timeout_s=5, payment_wei=10**16)
     time.sleep(2.5)  # real time for the nodes to try (and refuse) to open; < timeout_s
     job = network.market.get_job(job_id)
-    assert int(job.status) == 1  # still Open: no result was finalized
+    assert job.status is JobStatus.OPEN  # no result was finalized
     with pytest.raises(ContractRevert, match="JobDeadlineNotReached"):
         network.market.reclaim_escrow(network.buyer, job_id)
     network.w3.provider.make_request("evm_increaseTime", [10])  # type: ignore[arg-type]
@@ -98,7 +99,7 @@ def test_too_few_providers_times_out_and_refunds(network: DemoNetwork) -> None:
     after = network.w3.eth.get_balance(network.buyer.address)
     gas_cost = tx.gas_used * int(tx.receipt["effectiveGasPrice"])
     assert after - before == 10**16 - gas_cost
-    assert int(network.market.get_job(job_id).status) == 3  # Refunded
+    assert network.market.get_job(job_id).status is JobStatus.REFUNDED
     logs = list(network.run_dir.glob("node-*/node.log"))
     assert any("only 5 providers contributed; the job needs 6" in p.read_text() for p in logs)
 

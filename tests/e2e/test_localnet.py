@@ -30,7 +30,7 @@ from offchain.cli.job import CliError, check_tx, job_app, load_account, parse_am
 from offchain.cli.net import net_app
 from offchain.devnet.anvil import dev_accounts, wait_for_rpc
 from offchain.devnet.localnet import UpOptions, api_available, down, up
-from offchain.devnet.network import PAYMENT_WEI, _transfer
+from offchain.devnet.network import PAYMENT_WEI, fund
 from offchain.encoding import eip712
 from offchain.wire.keys import NodeKeys
 from tests.helpers.paths import ROOT
@@ -166,7 +166,7 @@ def test_up_down_resume(state_dir: Path, tmp_path: Path) -> None:
         key_file = tmp_path / "buyer.json"
         NodeKeys.generate().save(key_file)
         buyer = NodeKeys.load(key_file).address
-        _transfer(market.w3, dev_accounts(3)[2], buyer, 10**18)
+        fund(market.w3, dev_accounts(3)[2], buyer, 10**18)
         res = cli("offchain.cli.job", "post", "--query", "mean:mean_radius", "--dataset", "wdbc",
                   "--pay", "0.03ether", "--key-file", str(key_file), "--deployment",
                   str(state_dir / "deployment.json"), "--json")
@@ -275,10 +275,10 @@ def test_up_bad_input(tmp_path: Path) -> None:
 
 
 def test_column_types(tmp_path: Path) -> None:
-    from offchain.devnet.localnet import _read_csv
+    from offchain.devnet.localnet import read_csv
 
     (tmp_path / "d.csv").write_text("n, t ,e\n1.5,x,1\n-2e3,3,\n0,4, 7 \n")
-    _header, rows, columns = _read_csv(tmp_path / "d.csv", 3)
+    _header, rows, columns = read_csv(tmp_path / "d.csv", 3)
     assert len(rows) == 3
     assert columns == [{"name": "n", "type": "number"}, {"name": "t", "type": "string"},
                        {"name": "e", "type": "string"}]

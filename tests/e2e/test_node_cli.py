@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from offchain.types import NodeStatus
 from offchain.wire.keys import NodeKeys
 from tests.helpers.env import MIN_STAKE_WEI, Env
 
@@ -54,13 +55,14 @@ def test_standalone_node_registers_and_stops(env: Env, tmp_path: Path) -> None:
         ready = json.loads(proc.stdout.readline())
         assert ready["address"] == account.address
         node = env.market.get_node(account.address)
-        assert int(node.status) == 1 and node.endpoint == ready["endpoint"]
+        assert node.status is NodeStatus.ACTIVE and node.endpoint == ready["endpoint"]
         assert node.stake_wei == MIN_STAKE_WEI
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
     assert proc.returncode == 0  # SIGTERM is a clean stop
-    assert int(env.market.get_node(account.address).status) == 1  # stopping is not leaving
+    # stopping is not leaving
+    assert env.market.get_node(account.address).status is NodeStatus.ACTIVE
 
 
 @pytest.mark.parametrize("case,message", [

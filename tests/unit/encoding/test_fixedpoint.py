@@ -17,6 +17,7 @@ from offchain.encoding.fixedpoint import (
     SCALE,
     SCALE_DIGITS,
     FixedPointError,
+    check_no_wrap_bound,
     encode,
     parse_decimal,
     scaled_to_fraction,
@@ -128,3 +129,14 @@ def test_aggregate_bound_has_no_wraparound() -> None:
     assert to_signed(from_signed(worst)) == worst
     assert to_signed(from_signed(-worst)) == -worst
     assert encode(Decimal("999999999999999999.9999999999999")) == MAX_ENCODED
+
+
+def test_no_wrap_bound_check_raises() -> None:
+    """The import-time invariant is a real check (it survives ``python -O``): it passes for the
+    module's bounds and raises FixedPointError for bounds that would allow a wrap-around."""
+    check_no_wrap_bound()
+    check_no_wrap_bound(MAX_TERMS, MAX_ENCODED)
+    with pytest.raises(FixedPointError, match="wrap-around"):
+        check_no_wrap_bound(MAX_TERMS * 10**5, MAX_ENCODED)
+    with pytest.raises(FixedPointError, match="wrap-around"):
+        check_no_wrap_bound(MAX_TERMS, MAX_ENCODED * 10**3)

@@ -8,14 +8,14 @@ from eth_account import Account
 
 from offchain.crypto import pedersen
 from offchain.crypto.field import R
+from offchain.errors import ProtocolError
 from offchain.protocol.beacon import (
     BeaconRound,
+    address_eval_point,
     beacon_threshold,
     leader_of,
     round_output,
-    x_of,
 )
-from offchain.protocol.job import ProtocolError
 
 ACCOUNTS = sorted((Account.create() for _ in range(5)), key=lambda a: int(a.address, 16))
 NODES = [a.address for a in ACCOUNTS]
@@ -127,7 +127,7 @@ def test_nothing_is_revealed_before_the_commit() -> None:
         st.own_opening()
     with pytest.raises(ProtocolError):
         st.share_for(Account.create().address)
-    assert x_of(NODES[0]) == int(NODES[0], 16)
+    assert address_eval_point(NODES[0]) == int(NODES[0], 16)
 
 
 def test_too_few_verified_nodes_gives_no_q() -> None:

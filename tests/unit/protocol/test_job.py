@@ -9,8 +9,16 @@ from eth_account import Account
 
 from offchain.crypto.field import R
 from offchain.encoding import eip712
+from offchain.encoding.fixedpoint import MAX_TERMS
 from offchain.encoding.query import local_aggregates, parse_query, statistic
-from offchain.protocol.job import CommitteeJob, JobInfo, ProtocolError, deal, input_commitment
+from offchain.protocol.job import (
+    CommitteeJob,
+    JobSpec,
+    ProtocolError,
+    deal,
+    input_commitment,
+    lift_totals,
+)
 from offchain.wire.job_payloads import (
     PayloadError,
     SharePayload,
@@ -27,13 +35,13 @@ def addresses(n: int) -> list[str]:
     return sorted((Account.create().address for _ in range(n)), key=lambda a: int(a, 16))
 
 
-def make_job(committee: list[str], t: int, min_providers: int, query: str) -> JobInfo:
-    return JobInfo(job_id=7, dataset_id=eip712.dataset_id("d"), query=parse_query(query),
+def make_job(committee: list[str], t: int, min_providers: int, query: str) -> JobSpec:
+    return JobSpec(job_id=7, dataset_id=eip712.dataset_id("d"), query=parse_query(query),
                    committee=tuple(committee), threshold=t, min_providers=min_providers,
                    deadline=2**40)
 
 
-def run_rounds(job: JobInfo,
+def run_rounds(job: JobSpec,
                provider_rows: dict[str, list[tuple[Decimal, ...]]]) -> dict[str, CommitteeJob]:
     """Every provider deals to every member; members exchange received lists and openings."""
     members = {m: CommitteeJob(job, m, frozenset(provider_rows)) for m in job.committee}
@@ -252,3 +260,40 @@ def test_transcript_root_is_order_independent() -> None:
     root = t1.seal()  # signed: later messages no longer change what is kept
     t1.record("agree", b, a, b"\x05" * 32, {})
     assert t1.root() == root and len(t1.entries) == 3
+
+
+def open_aggregates(job: JobSpec, aggregates: dict[str, list[int]]) -> CommitteeJob:
+    """Providers deal the given aggregate vectors; every member opens; one member's state."""
+    members = {m: CommitteeJob(job, m, frozenset(aggregates)) for m in job.committee}
+    for p, vector in aggregates.items():
+        contribution = deal(job, p, vector)
+        for i, m in enumerate(job.committee):
+            members[m].add_input(p, contribution.shares[i], contribution.commitment, DUMMY_SIG)
+    for sender in members.values():
+        agreed = sender.freeze()
+        for receiver in members.values():
+            receiver.add_open(sender.me, eip712.inputs_hash(agreed), sender.sum_share(agreed))
+    return members[job.committee[0]]
+
+
+def test_total_rows_beyond_max_terms_are_refused() -> None:
+    """Each source holds at most MAX_TERMS rows, but two together may not exceed it either: the
+    committee refuses the total with a ProtocolError (the job aborts), not an OverflowError."""
+    committee, providers = addresses(3), addresses(2)
+    job = make_job(committee, 1, 2, "sum:x")
+    half = MAX_TERMS // 2
+    at_bound = open_aggregates(job, {providers[0]: [half, 5], providers[1]: [half, -2]})
+    h = eip712.inputs_hash(at_bound.agreed_inputs())
+    assert at_bound.reconstruct(h) == [MAX_TERMS, 3]
+    beyond = open_aggregates(job, {providers[0]: [half + 1, 5], providers[1]: [half, -2]})
+    with pytest.raises(ProtocolError, match="total row count"):
+        beyond.reconstruct(eip712.inputs_hash(beyond.agreed_inputs()))
+
+
+def test_negative_or_wrapped_totals_are_refused() -> None:
+    """A bogus (negative) row count, or an entry at the edge of the signed range, aborts too."""
+    with pytest.raises(ProtocolError, match="total row count"):
+        lift_totals([R - 1, 0])
+    with pytest.raises(ProtocolError, match="wrapped around R"):
+        lift_totals([1, R // 2 + 1])
+    assert lift_totals([2, R - 3]) == [2, -3]
