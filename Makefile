@@ -36,7 +36,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check offchain api tests scripts
 	$(BIN)/mypy
-	$(BIN)/mypy tests/api/test_api.py tests/api/test_api_fuzz.py
+	$(BIN)/mypy tests/api tests/helpers/api.py
 	node_modules/.bin/solhint --noPrompt --max-warnings 0 'contracts/**/*.sol'
 	node_modules/.bin/prettier --check 'contracts/**/*.sol'
 	$(BIN)/python -m offchain.devnet.compile --check

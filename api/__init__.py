@@ -11,9 +11,9 @@
 
 OpenAPI at ``/openapi.json``, interactive docs at ``/docs``. Errors are RFC 9457 problems
 (``api.problems``). Run it with ``python -m api --deployment FILE`` (``api.__main__``); embed it
-with :func:`api.app.create_app`.
+with :func:`api.main.create_app`.
 """
 
-from api.app import create_app
+from api.main import create_app
 
 __all__ = ["create_app"]

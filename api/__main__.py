@@ -21,9 +21,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from api.app import create_app, release_waiters
-from api.chain import Chain, StartupError
+from api.main import create_app, release_waiters
 from api.models import ManifestError, load_manifest
+from api.services.chain import Chain, StartupError
 
 _LOG_CONFIG = {
     "version": 1,

@@ -18,11 +18,9 @@ Units and encodings:
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from eth_utils.address import is_checksum_address, to_checksum_address
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,23 +33,13 @@ from pydantic import (
     model_validator,
 )
 
+from offchain.encoding.eip712 import checksum_address
 from offchain.errors import MarketError
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 HASH_PATTERN = r"^0x[0-9a-f]{64}$"
 WEI_PATTERN = r"^[0-9]{1,78}$"
 MAX_UINT256 = 2**256 - 1
-
-
-def _checksum(value: str) -> str:
-    """An address in EIP-55 form; all-lower or all-upper hex is accepted, mixed case only
-    with a valid checksum."""
-    if not isinstance(value, str) or not re.fullmatch(ADDRESS_PATTERN, value):
-        raise ValueError("not an address (0x and 40 hex digits)")
-    digits = value[2:]
-    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
-        raise ValueError("mixed-case address with an invalid EIP-55 checksum")
-    return str(to_checksum_address(value))
 
 
 def _wei(value: Any) -> int:
@@ -69,7 +57,7 @@ def _wei(value: Any) -> int:
 
 
 Address = Annotated[str, Field(pattern=ADDRESS_PATTERN, examples=[
-    "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]), AfterValidator(_checksum)]
+    "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]), AfterValidator(checksum_address)]
 WeiIn = Annotated[int, BeforeValidator(_wei), WithJsonSchema({
     "anyOf": [{"type": "string", "pattern": WEI_PATTERN},
               {"type": "integer", "minimum": 0}]})]
@@ -92,12 +80,12 @@ class Column(_Strict):
 
 
 class ContractRef(BaseModel):
-    address: Annotated[str, AfterValidator(_checksum)]
+    address: Annotated[str, AfterValidator(checksum_address)]
     block: int = Field(ge=0)
 
 
 class ManifestNode(BaseModel):
-    address: Annotated[str, AfterValidator(_checksum)]
+    address: Annotated[str, AfterValidator(checksum_address)]
     endpoint: str | None = None
     datasets: list[str] = Field(default_factory=list)
 
@@ -105,7 +93,7 @@ class ManifestNode(BaseModel):
 class ManifestDataset(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     columns: list[Column]
-    providers: list[Annotated[str, AfterValidator(_checksum)]] = Field(default_factory=list)
+    providers: list[Annotated[str, AfterValidator(checksum_address)]] = Field(default_factory=list)
 
     @field_validator("columns")
     @classmethod

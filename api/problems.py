@@ -15,6 +15,7 @@ members: ``error`` / ``error_args`` (a contract's custom error), ``tx_hash``.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.services.idempotency import IdempotencyKeyError
 from offchain.errors import MarketError
 
 PROBLEM_BASE = "https://mpc-market.example/problems/"
@@ -152,14 +154,39 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Render every error (ours, FastAPI's validation, Starlette's 404/405, crashes) as a
-    problem."""
+def as_problem(exc: MarketError) -> ProblemError | None:
+    """The problem that answers ``exc``: a :class:`ProblemError` itself; an
+    ``IdempotencyKeyError`` (:mod:`api.services.idempotency`) a 422 ``validation-error`` on
+    ``header.Idempotency-Key``; an ``AuditError`` (:mod:`offchain.audit`) a 502
+    ``audit-failed``; None for any other MarketError (the handler answers 500).
 
-    @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.kind.slug, exc.detail, request.url.path, errors=exc.errors,
-                                headers=exc.headers, **exc.extra)
+    The auditor is imported lazily by its route, so its error class is looked up in
+    ``sys.modules``: an AuditError can only exist once its module was imported."""
+    if isinstance(exc, ProblemError):
+        return exc
+    if isinstance(exc, IdempotencyKeyError):
+        return ProblemError("validation-error", f"Idempotency-Key {exc}",
+                            field="header.Idempotency-Key")
+    report = sys.modules.get("offchain.audit.report")
+    if report is not None and isinstance(exc, report.AuditError):
+        return ProblemError("audit-failed", f"the audit could not read the chain: {exc}")
+    return None
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Render every error as a problem: a :class:`~offchain.errors.MarketError` through
+    :func:`as_problem` (the one place the API maps its errors), FastAPI's validation errors,
+    Starlette's 404/405/413, and anything else as a 500 ``internal-error``."""
+
+    @app.exception_handler(MarketError)
+    async def _market(request: Request, exc: MarketError) -> JSONResponse:
+        problem = as_problem(exc)
+        if problem is None:  # a MarketError no route expects: a bug, as in _crash below
+            _log.error("unmapped %s on %s %s: %s", type(exc).__name__, request.method,
+                       request.url.path, exc, exc_info=exc)
+            return problem_response("internal-error", f"{type(exc).__name__}", request.url.path)
+        return problem_response(problem.kind.slug, problem.detail, request.url.path,
+                                errors=problem.errors, headers=problem.headers, **problem.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -196,8 +223,8 @@ def install_handlers(app: FastAPI) -> None:
 def openapi_problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries for FastAPI routes: each status documented as a Problem.
 
-    (FastAPI files a ``model`` under application/json; :func:`api.app.custom_openapi` moves
-    every 4xx/5xx schema to application/problem+json.)"""
+    (FastAPI files a ``model`` under application/json; the OpenAPI builder of :mod:`api.main`
+    moves every 4xx/5xx schema to application/problem+json.)"""
     from api.models import Problem
 
     descriptions = {400: "Bad request", 404: "Not found", 409: "Conflict",

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from offchain.encoding import eip712
-from tests.api.test_api import PRICE_WEI, ApiProcess, bare_manifest, bare_market, rpc
+from tests.helpers.api import PRICE_WEI, ApiProcess, bare_manifest, bare_market, rpc
 
 MAX_EXAMPLES = 25
 SEED = int(os.environ.get("API_FUZZ_SEED", "20240601"))

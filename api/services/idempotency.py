@@ -32,20 +32,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offchain.errors import MarketError
+
 TTL_S = 24 * 3600
 MAX_KEY_LENGTH = 255
 
 
+class IdempotencyKeyError(MarketError, ValueError):
+    """An ``Idempotency-Key`` header value that is not a key; the message says why ("must be
+    ..."). The API answers it as a 422 ``validation-error`` on ``header.Idempotency-Key``
+    (:mod:`api.problems`)."""
+
+
 def parse_key(raw: str) -> str:
     """The key from the header value: 1..255 visible ASCII characters, optionally quoted as an
-    RFC 8941 string. Raises ValueError."""
+    RFC 8941 string. Raises IdempotencyKeyError (a ValueError)."""
     key = raw.strip()
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise ValueError(f"must be 1 to {MAX_KEY_LENGTH} characters")
+        raise IdempotencyKeyError(f"must be 1 to {MAX_KEY_LENGTH} characters")
     if not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise ValueError("must be visible ASCII characters without spaces")
+        raise IdempotencyKeyError("must be visible ASCII characters without spaces")
     return key
 
 

@@ -1,34 +1,27 @@
-"""Health, the dataset catalogue and the node registry."""
+"""The catalogue: ``GET /v1/datasets`` (from the manifest, priced by the market) and
+``GET /v1/nodes`` (the registry, from the index and ``getNode``)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from api.context import ApiContext, get_ctx
-from api.models import Column, Dataset, DatasetList, Health, Node, NodeList
+from api.deps import Ctx
+from api.models import Column, Dataset, DatasetList, Node, NodeList
 from api.problems import openapi_problem_responses
-from api.validation import active_providers
+from api.services.validation import active_providers
 from offchain.chain.market import NodeInfo, NodeStatus
 
-router = APIRouter(prefix="/v1")
-Ctx = Annotated[ApiContext, Depends(get_ctx)]
+router = APIRouter(prefix="/v1", tags=["catalogue"])
 
 
-@router.get("/health", response_model=Health, responses=openapi_problem_responses(502),
-            tags=["service"], summary="Liveness and the chain the API serves")
-async def health(ctx: Ctx) -> Health:
-    chain = ctx.chain
-    block = await chain.run(lambda: int(chain.w3.eth.block_number))
-    return Health(status="ok", chain_id=chain.chain_id, market=chain.address, block=block,
-                  indexed_block=ctx.follower.head_block)
-
-
-@router.get("/datasets", response_model=DatasetList, tags=["catalogue"],
+@router.get("/datasets", response_model=DatasetList,
             summary="The dataset catalogue with the price of a job")
 async def datasets(ctx: Ctx) -> DatasetList:
+    """Every dataset of the manifest: columns and types, providers (and how many of them are
+    active nodes now), and the price of a job (the market's ``minPaymentWei``, decimal
+    string). Needs no RPC call, so it answers while the chain is unreachable."""
     active = ctx.follower.index.active_nodes()
     price = str(ctx.chain.config.min_payment_wei)
     return DatasetList(items=[
@@ -40,7 +33,7 @@ async def datasets(ctx: Ctx) -> DatasetList:
 
 
 @router.get("/nodes", response_model=NodeList, responses=openapi_problem_responses(502),
-            tags=["catalogue"], summary="Registered nodes")
+            summary="Registered nodes")
 async def nodes(ctx: Ctx) -> NodeList:
     """Every registered node (Active or Exiting), ascending by address: the list from the
     registry's events, stake, status and endpoint read from ``getNode``."""

@@ -28,8 +28,10 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from api.chain import Chain
+from api.services.chain import Chain
 from offchain.chain.events import EventDecoder
+from offchain.protocol.registry import RegistryEntry, RegistryState
+from offchain.types import Address
 
 LOG_RANGE = 5_000
 _log = logging.getLogger("mpc.api.index")
@@ -87,27 +89,27 @@ class RoundRecord:
     successor: int | None = None  # set when the round failed before its commit
 
 
-@dataclass
-class NodeRecord:
-    address: str
-    registered_block: int
-    endpoint: str
-    exiting: bool = False
-
-
 class JobIndex:
     """Applies decoded market events; pure state, no I/O (see :class:`IndexFollower`)."""
 
     def __init__(self) -> None:
         self.jobs: dict[int, JobRecord] = {}
         self.rounds: dict[int, RoundRecord] = {}
-        self.nodes: dict[str, NodeRecord] = {}  # registered (Active or Exiting)
+        # registered nodes (Active or Exiting), by the one replay rule of offchain.protocol
+        self.registry = RegistryState()
         self.served: Counter[str] = Counter()  # finalized jobs whose result each node signed
 
     def _round(self, round_id: int) -> RoundRecord:
         return self.rounds.setdefault(round_id, RoundRecord(round_id))
 
+    @property
+    def nodes(self) -> dict[Address, RegistryEntry]:
+        """Registered nodes (Active or Exiting) by address, as of the last applied event."""
+        return self.registry.nodes
+
     def apply(self, ev: dict[str, Any]) -> None:
+        if self.registry.apply(ev):
+            return
         name = ev["event"]
         handler = getattr(self, "_on_" + name, None)
         if handler is not None:
@@ -185,27 +187,10 @@ class JobIndex:
 
     # ------------------------------------------------------------------ registry
 
-    def _on_NodeRegistered(self, ev: dict[str, Any]) -> None:
-        node = to_checksum_address(ev["node"])
-        self.nodes[node] = NodeRecord(node, int(ev["block_number"]), str(ev["endpoint"]))
-
-    def _on_NodeEndpointUpdated(self, ev: dict[str, Any]) -> None:
-        rec = self.nodes.get(to_checksum_address(ev["node"]))
-        if rec is not None:
-            rec.endpoint = str(ev["endpoint"])
-
-    def _on_NodeExitRequested(self, ev: dict[str, Any]) -> None:
-        rec = self.nodes.get(to_checksum_address(ev["node"]))
-        if rec is not None:
-            rec.exiting = True
-
-    _on_NodeSlashed = _on_NodeExitRequested  # a slashed node is put into Exiting
-
-    def _on_NodeExited(self, ev: dict[str, Any]) -> None:
-        self.nodes.pop(to_checksum_address(ev["node"]), None)
-
     def active_nodes(self) -> set[str]:
-        return {a for a, n in self.nodes.items() if not n.exiting}
+        """Nodes Active as of the last applied event (registry events go to
+        :meth:`offchain.protocol.registry.RegistryState.apply`, see :meth:`apply`)."""
+        return set(self.registry.active())
 
 
 def signers(committee: list[str], mask: int) -> list[str]:

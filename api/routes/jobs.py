@@ -1,21 +1,20 @@
-"""Job routes: prepare an unsigned postJob, submit the signed one, read jobs and their audit."""
+"""``/v1/jobs*``: prepare an unsigned postJob, submit the signed one, list and read jobs, audit
+one. Every error is raised (a :class:`~api.problems.ProblemError`, or another
+:class:`~offchain.errors.MarketError` that :mod:`api.problems` maps) and rendered once, by the
+API's exception handler."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from api import txs, views
-from api.context import ApiContext, get_ctx
-from api.idempotency import fingerprint, parse_key
-from api.index import JobRecord
+from api.deps import ApiContext, Ctx
 from api.models import (
     Address,
     AuditReport,
@@ -30,19 +29,20 @@ from api.models import (
     SubmittedJob,
 )
 from api.problems import PROBLEM_MEDIA_TYPE, ProblemError, openapi_problem_responses
-from api.validation import check_job
+from api.services import txs, views
+from api.services.idempotency import fingerprint, parse_key
+from api.services.index import JobRecord
+from api.services.validation import check_job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 RECEIPT_TIMEOUT_S = 60.0
 MAX_WAIT_S = 120
 MAX_JOB_ID = 2**256 - 1
-#: Audits run in their own small pool (never in the default executor that every other RPC call
-#: of the API uses) and are cut off after AUDIT_TIMEOUT_S (queueing included) with a 504.
-AUDIT_WORKERS = 2
+#: Audits run in the lifespan's pool (``ApiContext.audit_pool``, never the default executor that
+#: every other RPC call of the API uses) and are cut off after AUDIT_TIMEOUT_S (queueing
+#: included) with a 504.
 AUDIT_TIMEOUT_S = 60.0
-_AUDIT_POOL = ThreadPoolExecutor(AUDIT_WORKERS, thread_name_prefix="audit")
 _BODY_FIELDS = {k: f"body.{k}" for k in ("dataset", "query", "committee_size", "threshold",
                                           "min_providers", "timeout_s", "payment_wei")}
 _TX_FIELDS = {"dataset": "signed_tx.dataset_id", "query": "signed_tx.query",
@@ -96,13 +96,7 @@ async def submit_job(body: SubmitJob, request: Request, ctx: Ctx,
     """Decodes and checks the signed transaction before broadcasting it (type 2, this chain,
     this market, postJob with parameters that pass the same checks as prepare, sender from
     the signature), then waits for the receipt and answers with the job id."""
-    key = None
-    if idempotency_key is not None:
-        try:
-            key = parse_key(idempotency_key)
-        except ValueError as exc:
-            raise ProblemError("validation-error", f"Idempotency-Key {exc}",
-                               field="header.Idempotency-Key") from None
+    key = None if idempotency_key is None else parse_key(idempotency_key)
     fp = fingerprint({"signed_tx": body.signed_tx.lower()})
     store = ctx.store
     if key is not None:
@@ -233,17 +227,14 @@ async def audit(job_id: JobId, ctx: Ctx) -> JSONResponse:
     except ImportError as exc:
         raise ProblemError("audit-unavailable", f"the auditor is not installed: {exc}") from None
     chain = ctx.chain
-    audit_error: type[Exception] = getattr(auditor, "AuditError", RuntimeError)
-    try:
+    try:  # an AuditError is the audit-failed problem (api.problems)
         report = await asyncio.wait_for(
             chain.run(lambda: auditor.audit_job(chain.w3, chain.address, job_id,
                                                 from_block=chain.deploy_block),
-                      executor=_AUDIT_POOL), AUDIT_TIMEOUT_S)
+                      executor=ctx.audit_pool), AUDIT_TIMEOUT_S)
     except TimeoutError:
         raise ProblemError("audit-timeout", f"the audit of job {job_id} did not finish within "
                            f"{AUDIT_TIMEOUT_S:.0f} s; retry later") from None
-    except audit_error as exc:
-        raise ProblemError("audit-failed", f"the audit could not read the chain: {exc}") from None
     body: Any = report.to_json()
     if isinstance(body, str):
         body = json.loads(body)

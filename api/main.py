@@ -1,11 +1,14 @@
-"""The FastAPI application: :func:`create_app` wires the chain, the job index, the idempotency
-store, the routes, RFC 9457 error handling and the OpenAPI document (/openapi.json, /docs)."""
+"""The FastAPI application: :func:`create_app` wires the routes, RFC 9457 error handling, the
+request body limit and the OpenAPI document (/openapi.json, /docs); its lifespan owns what lives
+as long as the server: the chain connection, the job index follower (synced before the first
+request, polled in the background, stopped at shutdown) and the audit thread pool."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +16,20 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import jobs, routes
-from api.chain import Chain
-from api.context import ApiContext
-from api.idempotency import IdempotencyStore
-from api.index import IndexFollower
+from api.deps import ApiContext
 from api.models import Manifest
 from api.problems import PROBLEM_MEDIA_TYPE, REGISTRY, install_handlers, problem_response
-from api.validation import Catalog
+from api.routes import catalogue, jobs, service
+from api.services.chain import Chain
+from api.services.idempotency import IdempotencyStore
+from api.services.index import IndexFollower
+from api.services.validation import Catalog
 
 API_VERSION = "1.0.0"
 MAX_BODY_BYTES = 64 * 1024
+#: Threads of the audit pool: at most this many audits run at a time (the others queue, and the
+#: queueing counts against ``api.routes.jobs.AUDIT_TIMEOUT_S``).
+AUDIT_WORKERS = 2
 
 DESCRIPTION = """\
 Buyer API of the MPC market: browse the dataset catalogue and the node registry, prepare a job
@@ -114,16 +120,14 @@ def release_waiters(app: FastAPI) -> None:
         ctx.follower.release_waiters()
 
 
-def create_app(manifest: Manifest, *, state_dir: Path, chain: Chain | None = None,
-               poll_interval_s: float = 0.25) -> FastAPI:
-    """The API for ``manifest``'s deployment; ``state_dir`` keeps the idempotency store.
-
-    ``chain``: an already connected :class:`~api.chain.Chain` (``python -m api`` connects first
-    to fail early with a clear message); otherwise the app connects at start-up (lifespan) and
-    raises :class:`~api.chain.StartupError` if the manifest does not match the chain."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    store = IdempotencyStore(state_dir / "idempotency.json")
-    catalog = Catalog(manifest)
+def _lifespan(manifest: Manifest, chain: Chain | None, catalog: Catalog,
+              store: IdempotencyStore, poll_interval_s: float,
+              ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up: connect ``chain`` if not given (blocking calls in a worker thread; raises
+    StartupError), build the job index from the chain (raises ProblemError
+    ``chain-unavailable``), start following it, start the audit pool, and set
+    ``app.state.ctx``. Shutdown: stop the follower and the audit pool (running audits are not
+    waited for; queued ones are cancelled)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,18 +138,36 @@ def create_app(manifest: Manifest, *, state_dir: Path, chain: Chain | None = Non
         follower = IndexFollower(c, poll_interval_s)
         await follower.sync()
         follower.start()
-        app.state.ctx = ApiContext(manifest, c, follower, catalog, store)
+        audit_pool = ThreadPoolExecutor(AUDIT_WORKERS, thread_name_prefix="audit")
+        app.state.ctx = ApiContext(manifest, c, follower, catalog, store, audit_pool)
         try:
             yield
         finally:
             await follower.stop()
+            audit_pool.shutdown(wait=False, cancel_futures=True)
 
+    return lifespan
+
+
+def create_app(manifest: Manifest, *, state_dir: Path, chain: Chain | None = None,
+               poll_interval_s: float = 0.25) -> FastAPI:
+    """The API for ``manifest``'s deployment; ``state_dir`` keeps the idempotency store
+    (created if missing; raises OSError if it cannot be, ValueError if the store in it is
+    not one).
+
+    ``chain``: an already connected :class:`~api.services.chain.Chain` (``python -m api``
+    connects first to fail early with a clear message); otherwise the app connects at start-up
+    (lifespan) and raises :class:`~api.services.chain.StartupError` if the manifest does not
+    match the chain. ``poll_interval_s``: seconds between the index's polls of the chain."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = IdempotencyStore(state_dir / "idempotency.json")
     app = FastAPI(title="MPC Market buyer API", version=API_VERSION, description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
-                  lifespan=lifespan)
+                  lifespan=_lifespan(manifest, chain, Catalog(manifest), store,
+                                     poll_interval_s))
     install_handlers(app)
-    app.include_router(routes.router)
-    app.include_router(jobs.router)
+    for module in (service, catalogue, jobs):
+        app.include_router(module.router)
     app.add_middleware(BodyLimit)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

@@ -18,10 +18,10 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from api.chain import Chain
 from api.models import UnsignedTx
 from api.problems import ProblemError
-from api.validation import CheckedJob
+from api.services.chain import Chain
+from api.services.validation import CheckedJob
 from offchain.chain.market import decode_post_job, encode_post_job
 from offchain.chain.tx import DEFAULT_TIP_WEI, ContractRevert
 

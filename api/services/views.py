@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from api.context import ApiContext
-from api.index import JobRecord, TxRef, signers
+from api.deps import ApiContext
 from api.models import Job, JobLinks, JobResult, JobSummary, Transaction
+from api.services.index import JobRecord, TxRef, signers
 from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
 
 
