@@ -76,16 +76,16 @@ balances or rewards across a block are left out, which the check's detail says.
 The package: :mod:`.report` (the report types), :mod:`.sources` (logs and transactions),
 :mod:`.fetch` (transcript fetching with deadlines), :mod:`.context` (the job under audit and
 historical state), the check families :mod:`.job`, :mod:`.committee`, :mod:`.signatures`,
-:mod:`.payments` and :mod:`.transcripts`, and :mod:`.auditor` (:func:`audit_job`).
+:mod:`.payments` and :mod:`.transcripts`, and :mod:`.auditor` (:func:`audit_job`, which runs
+the check table of :class:`~offchain.audit.auditor.Auditor`). Shared pieces are public in the
+module that owns them and imported from there: the check outcomes ``CheckFailed`` and
+``CheckSkipped`` (:mod:`.report`), ``json_depth`` and ``MAX_JSON_DEPTH`` (:mod:`.fetch`), the
+address and formatting helpers (:mod:`.util`). This package exports only the names below.
 """
 
 from __future__ import annotations
 
-from offchain.audit.auditor import _Auditor as _Auditor
 from offchain.audit.auditor import audit_job
-from offchain.audit.context import _CheckFailed as _CheckFailed
-from offchain.audit.context import _Skip as _Skip
-from offchain.audit.fetch import _MAX_JSON_DEPTH as _MAX_JSON_DEPTH
 from offchain.audit.fetch import (
     FETCH_DEADLINE_S,
     MAX_TRANSCRIPT_BYTES,
@@ -93,10 +93,8 @@ from offchain.audit.fetch import (
     TranscriptFetcher,
     http_transcript_fetcher,
 )
-from offchain.audit.fetch import _json_depth as _json_depth
 from offchain.audit.report import CHECK_NAMES, AuditError, AuditReport, Check
 from offchain.audit.sources import ChainLogSource, LogSource, registration_from_events
-from offchain.audit.transcripts import _envelope_signer as _envelope_signer
 from offchain.audit.transcripts import verify_transcript
 
 __all__ = [

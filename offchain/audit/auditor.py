@@ -1,47 +1,89 @@
 """The orchestration: :func:`audit_job` builds the auditor of one job (all the check
-families over one :class:`~offchain.audit.context.AuditContext`) and runs each check of
-:data:`~offchain.audit.report.CHECK_NAMES` in order."""
+families over one :class:`~offchain.audit.context.AuditContext`) and runs its table of checks,
+one per name of :data:`~offchain.audit.report.CHECK_NAMES`, in that order.
+
+What one check establishes for others is passed to them explicitly: the signatures that verify
+(:class:`~offchain.audit.signatures.Signers`, recovered once with ``signatures.valid``) go to
+``signatures.threshold``, ``payments`` and ``transcripts``; the statistic of
+``result.statistic`` goes into the report."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import httpx
 from web3 import Web3
 
 from offchain.audit.committee import CommitteeChecks
-from offchain.audit.context import _CheckFailed, _Skip
 from offchain.audit.fetch import TRANSCRIPTS_BUDGET_S, TranscriptFetcher, http_transcript_fetcher
 from offchain.audit.job import JobChecks
 from offchain.audit.payments import PaymentChecks
-from offchain.audit.report import CHECK_NAMES, AuditError, AuditReport, Check
-from offchain.audit.signatures import SignatureChecks
+from offchain.audit.report import (
+    CHECK_NAMES,
+    AuditError,
+    AuditReport,
+    Check,
+    CheckFailed,
+    CheckSkipped,
+)
+from offchain.audit.signatures import SignatureChecks, Signers
 from offchain.audit.sources import LogSource
 from offchain.audit.transcripts import TranscriptChecks
 
 
-class _Auditor(JobChecks, CommitteeChecks, SignatureChecks, PaymentChecks, TranscriptChecks):
-    """Every check family over one job; :meth:`run` runs them in :data:`CHECK_NAMES` order."""
+class Auditor(JobChecks, CommitteeChecks, SignatureChecks, PaymentChecks, TranscriptChecks):
+    """Every check family over one job; :meth:`run` runs its check table. Build it with
+    :func:`audit_job`, which maps the errors of reading the job to :class:`AuditError`."""
 
     def run(self) -> AuditReport:
+        """The report of every check of :data:`CHECK_NAMES`, in order. A check that raises
+        :class:`CheckSkipped` is skipped, :class:`CheckFailed` or any other exception (doctored
+        data can break decoding anywhere) fails it; no exception leaves this method."""
         report = AuditReport(self.job_id, self.market, self.chain_id, self.status,
                              query=str(self.post["query"]) if self.post else "")
-        for name in CHECK_NAMES:
-            method = getattr(self, "check_" + name.replace(".", "_"))
-            self.notes = []
-            try:
-                detail = method()
-                if self.notes:
-                    detail += " (" + "; ".join(self.notes) + ")"
-                check = Check(name, True, detail)
-            except _Skip as exc:
-                check = Check(name, True, str(exc), skipped=True)
-            except _CheckFailed as exc:
-                check = Check(name, False, str(exc))
-            except Exception as exc:  # doctored data can break decoding anywhere
-                check = Check(name, False, f"{type(exc).__name__}: {exc}")
-            report.checks.append(check)
-            if name == "result.statistic" and check.ok and not check.skipped:
-                report.statistic = self.value
+        signers = Signers()  # none until signatures.valid has recovered them
+
+        def signatures_valid() -> str:
+            nonlocal signers
+            signers = self.recover_signers()
+            return self.check_signatures_valid(signers)
+
+        def result_statistic() -> str:
+            detail, report.statistic = self.check_result_statistic()
+            return detail
+
+        table: list[tuple[str, Callable[[], str]]] = [
+            ("job.parameters", self.check_job_parameters),
+            ("job.escrow", self.check_job_escrow),
+            ("committee.selection_rule", self.check_committee_selection_rule),
+            ("signatures.valid", signatures_valid),
+            ("signatures.threshold", lambda: self.check_signatures_threshold(signers)),
+            ("inputs.providers", self.check_inputs_providers),
+            ("result.hash", self.check_result_hash),
+            ("result.statistic", result_statistic),
+            ("payments", lambda: self.check_payments(signers)),
+            ("deadlines", self.check_deadlines),
+            ("transcripts", lambda: self.check_transcripts(signers)),
+        ]
+        if tuple(name for name, _ in table) != CHECK_NAMES:
+            raise RuntimeError("the auditor's check table must list exactly CHECK_NAMES")
+        for name, check in table:
+            report.checks.append(self._outcome(name, check))
         return report
+
+    def _outcome(self, name: str, check: Callable[[], str]) -> Check:
+        self.notes = []
+        try:
+            detail = check()
+        except CheckSkipped as exc:
+            return Check(name, True, str(exc), skipped=True)
+        except CheckFailed as exc:
+            return Check(name, False, str(exc))
+        except Exception as exc:  # doctored data can break decoding anywhere
+            return Check(name, False, f"{type(exc).__name__}: {exc}")
+        if self.notes:
+            detail += " (" + "; ".join(self.notes) + ")"
+        return Check(name, True, detail)
 
 
 def audit_job(w3: Web3, market_address: str, job_id: int, *, from_block: int = 0,
@@ -64,7 +106,7 @@ def audit_job(w3: Web3, market_address: str, job_id: int, *, from_block: int = 0
     if job_id < 0 or job_id >= 2**256:
         raise AuditError(f"job id {job_id} is not a uint256")
     try:
-        auditor = _Auditor(w3, market_address, job_id, from_block, log_source,
+        auditor = Auditor(w3, market_address, job_id, from_block, log_source,
                            fetch_transcript or http_transcript_fetcher(),
                            transcript_budget_s)
     except AuditError:

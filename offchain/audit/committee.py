@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from offchain.audit.context import AuditContext, _CheckFailed, _Skip
-from offchain.audit.util import _cs, _short, _sorted_strictly
+from offchain.audit.context import AuditContext
+from offchain.audit.report import CheckFailed, CheckSkipped
+from offchain.audit.util import checksum, short, strictly_ascending
 from offchain.crypto import pedersen
 from offchain.encoding import eip712
 from offchain.protocol.beacon import round_output
@@ -21,20 +22,20 @@ class CommitteeChecks(AuditContext):
         p = self._require_posted()
         if not self.assigned:
             if self.stored["status"] is JobStatus.FINALIZED:
-                raise _CheckFailed("job is Finalized but no CommitteeAssigned log exists")
-            raise _Skip(f"no committee was drawn (job {self.status})")
+                raise CheckFailed("job is Finalized but no CommitteeAssigned log exists")
+            raise CheckSkipped(f"no committee was drawn (job {self.status})")
         if len(self.assigned) != 1:
-            raise _CheckFailed(f"{len(self.assigned)} CommitteeAssigned logs")
+            raise CheckFailed(f"{len(self.assigned)} CommitteeAssigned logs")
         a = self.assigned[0]
-        logged = [_cs(x) for x in a["committee"]]
+        logged = [checksum(x) for x in a["committee"]]
         n = int(p["committee_size"])
         problems = []
-        if len(logged) != n or not _sorted_strictly(logged):
+        if len(logged) != n or not strictly_ascending(logged):
             problems.append(f"logged committee has {len(logged)} members or is not strictly "
                             f"ascending (n={n})")
         if eip712.committee_hash(logged) != self.stored["committee_hash"]:
             problems.append("logged committee does not hash to the stored committeeHash")
-        if self.call_data is not None and [_cs(x) for x in
+        if self.call_data is not None and [checksum(x) for x in
                                            self.call_data["committee"]] != logged:
             problems.append("finalizeJob was given another committee than the logged one")
         # the round that drew it: the seed round, or the successor of one that never committed
@@ -52,8 +53,8 @@ class CommitteeChecks(AuditContext):
         committed = self.round_events("RoundCommitted", round_id)
         final = self.round_events("RoundFinalized", round_id)
         if len(committed) != 1 or len(final) != 1:
-            raise _CheckFailed("; ".join([*problems, f"round {round_id} has {len(committed)} "
-                                          f"RoundCommitted and {len(final)} RoundFinalized logs"]))
+            raise CheckFailed("; ".join([*problems, f"round {round_id} has {len(committed)} "
+                                         f"RoundCommitted and {len(final)} RoundFinalized logs"]))
         c, f = committed[0], final[0]
         commit_block = int(c["block_number"])
         if (int(p["block_number"]), int(p["log_index"])) >= (commit_block, int(c["log_index"])):
@@ -62,10 +63,10 @@ class CommitteeChecks(AuditContext):
         if (int(a["block_number"]), int(a["log_index"])) < (int(f["block_number"]),
                                                               int(f["log_index"])):
             problems.append("committee assigned before the round was finalized")
-        participants = [_cs(x) for x in c["participants"]]
+        participants = [checksum(x) for x in c["participants"]]
         commitments = [bytes(x) for x in c["commitments"]]
         opened = self.round_events("ContributionOpened", round_id)
-        secrets = {_cs(e["participant"]): int(e["secret"]) for e in opened}
+        secrets = {checksum(e["participant"]): int(e["secret"]) for e in opened}
         if len(opened) != len(participants) or set(secrets) != set(participants):
             problems.append(f"{len(opened)} contributions opened for {len(participants)} "
                             "committed participants")
@@ -73,8 +74,8 @@ class CommitteeChecks(AuditContext):
         output = bytes(f["output"])
         recomputed = round_output(self.chain_id, self.market, round_id, list(secrets.values()))
         if recomputed != output:
-            problems.append(f"round output {_short(output)} is not keccak(chainid, market, "
-                            f"round, sum of the opened secrets) = {_short(recomputed)}")
+            problems.append(f"round output {short(output)} is not keccak(chainid, market, "
+                            f"round, sum of the opened secrets) = {short(recomputed)}")
         stored_round = self.contract.functions.getRound(round_id).call()
         if bytes(stored_round[10]) != output or int(stored_round[1]) != commit_block:
             problems.append("logged round output or commit block differ from getRound")
@@ -82,15 +83,15 @@ class CommitteeChecks(AuditContext):
         try:
             drawn = draw_committee(candidates, n, committee_seed(output, self.job_id))
         except ValueError as exc:
-            raise _CheckFailed("; ".join([*problems, str(exc)])) from None
+            raise CheckFailed("; ".join([*problems, str(exc)])) from None
         if drawn != logged:
             problems.append(f"the selection rule gives {', '.join(drawn)} (from "
                             f"{len(candidates)} nodes eligible at block {commit_block}), not the "
                             f"recorded {', '.join(logged)}")
         if problems:
-            raise _CheckFailed("; ".join(problems))
+            raise CheckFailed("; ".join(problems))
         return (f"round {round_id} (committed in block {commit_block}, after the post; "
-                f"{len(opened)} openings match their commitments; output {_short(output)}) "
+                f"{len(opened)} openings match their commitments; output {short(output)}) "
                 f"draws {', '.join(drawn)} from {len(candidates)} eligible nodes, as recorded")
 
     def _check_openings(self, round_id: int, participants: list[str], commitments: list[bytes],
@@ -99,7 +100,7 @@ class CommitteeChecks(AuditContext):
         problems = []
         decoded: dict[str, dict[str, Any] | None] = {}
         for ev in opened:
-            who, secret = _cs(ev["participant"]), int(ev["secret"])
+            who, secret = checksum(ev["participant"]), int(ev["secret"])
             txh = ev["tx_hash"]
             if txh not in decoded:
                 tx = self.source.transaction(txh)

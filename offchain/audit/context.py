@@ -6,6 +6,7 @@ check families (:mod:`.job`, :mod:`.committee`, :mod:`.signatures`, :mod:`.payme
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -14,21 +15,13 @@ from web3 import Web3
 from web3.types import BlockIdentifier
 
 from offchain.audit.fetch import TRANSCRIPTS_BUDGET_S, TranscriptFetcher
-from offchain.audit.report import _STATUS, AuditError
+from offchain.audit.report import STATUS_NAMES, AuditError, CheckFailed, CheckSkipped
 from offchain.audit.sources import ChainLogSource, LogSource, registration_from_events
-from offchain.audit.util import _cs, _h
+from offchain.audit.util import checksum, hex_bytes
 from offchain.chain.artifacts import market_abi
+from offchain.chain.jobs import decode_stored_job
 from offchain.encoding import eip712
-from offchain.errors import MarketError
 from offchain.types import JobStatus, NodeStatus
-
-
-class _CheckFailed(MarketError):
-    """Raised inside a check to fail it with a message."""
-
-
-class _Skip(MarketError):
-    """Raised inside a check to skip it with a message."""
 
 
 class AuditContext:
@@ -39,16 +32,13 @@ class AuditContext:
                  transcript_budget_s: float = TRANSCRIPTS_BUDGET_S) -> None:
         self.w3 = w3
         self.transcript_budget_s = transcript_budget_s
-        self.market = _cs(market)
+        self.market = checksum(market)
         self.job_id = job_id
         self.from_block = from_block
         self.fetch = fetch
         self.notes: list[str] = []  # remarks of the running check (e.g. no history)
         self._blocks: dict[int, Any] = {}
         self._no_state: set[int] = set()  # blocks the node has no state of
-        self.value: int | float | list[int] | None = None
-        self.valid_signers: list[tuple[str, bytes]] = []  # (signer, transcript root)
-        self.signer_index: dict[str, int] = {}  # valid signer -> its position in the calldata
         abi = market_abi()
         address = to_checksum_address(market)
         self.contract = w3.eth.contract(address=address, abi=abi)
@@ -64,7 +54,7 @@ class AuditContext:
         self.domain = eip712.market_domain(self.chain_id, self.market)
         self.events = self.source.events(from_block)
         self.stored = self._stored_job()
-        self.status = _STATUS[self.stored["status"]]
+        self.status = STATUS_NAMES[self.stored["status"]]
         mine = [e for e in self.events if e.get("job_id") == job_id]
         self.posted = [e for e in mine if e["event"] == "JobPosted"]
         self.assigned = [e for e in mine if e["event"] == "CommitteeAssigned"]
@@ -88,19 +78,17 @@ class AuditContext:
 
     # -- reading -----------------------------------------------------------------------------
     def _stored_job(self) -> dict[str, Any]:
-        j = self.contract.functions.getJob(self.job_id).call()
-        keys = ("buyer", "escrow_wei", "spec_hash", "committee_hash", "deadline",
-                "committee_size", "threshold", "min_providers", "status", "provider_count",
-                "signer_mask", "seed_round", "result_hash")
-        out = dict(zip(keys, j, strict=True))
-        out["buyer"] = _cs(out["buyer"])
-        for k in ("spec_hash", "committee_hash", "result_hash"):
-            out[k] = bytes(out[k])
+        """``getJob`` decoded by :func:`offchain.chain.jobs.decode_stored_job`, as a dict of
+        its fields (the checks index it by field name). Raises AuditError if it does not
+        decode (not an MPCMarket)."""
+        raw = self.contract.functions.getJob(self.job_id).call()
         try:
-            out["status"] = JobStatus(out["status"])
+            stored = decode_stored_job(self.job_id, raw)
         except ValueError as exc:
-            raise AuditError(f"job {self.job_id}: stored status {out['status']} is not a "
-                             "JobStatus (not an MPCMarket?)") from exc
+            raise AuditError(f"job {self.job_id}: the stored job does not decode: {exc} "
+                             "(not an MPCMarket?)") from exc
+        out = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
+        del out["job_id"]
         return out
 
     def _decode_finalize(self) -> None:
@@ -123,11 +111,11 @@ class AuditContext:
     def _committee(self) -> list[str]:
         """The committee: the logged one if it matches the stored hash, else the calldata's if
         that does (so one doctored source does not spoil the signature checks)."""
-        logged = ([_cs(a) for a in self.assigned[0]["committee"]]
+        logged = ([checksum(a) for a in self.assigned[0]["committee"]]
                   if self.assigned else [])
         if self.call_data is not None and eip712.committee_hash(logged) != \
                 self.stored["committee_hash"]:
-            passed = [_cs(a) for a in self.call_data["committee"]]
+            passed = [checksum(a) for a in self.call_data["committee"]]
             if eip712.committee_hash(passed) == self.stored["committee_hash"]:
                 return passed
         return logged
@@ -163,7 +151,7 @@ class AuditContext:
         that block, or, on a node without that state, replayed from the registry's events
         (:func:`registration_from_events`)."""
         node = self.historical(
-            lambda b: self.contract.functions.getNode(_cs(address)).call(block_identifier=b),
+            lambda b: self.contract.functions.getNode(checksum(address)).call(block_identifier=b),
             block)
         if node is not None:
             return int(node[0]), NodeStatus(node[3])
@@ -174,7 +162,7 @@ class AuditContext:
     def rewards_at(self, address: str, block: int) -> int | None:
         """``rewardsWei`` of ``address`` at the end of ``block``; None without that state."""
         node = self.historical(
-            lambda b: self.contract.functions.getNode(_cs(address)).call(block_identifier=b),
+            lambda b: self.contract.functions.getNode(checksum(address)).call(block_identifier=b),
             block)
         return None if node is None else int(node[1])
 
@@ -182,7 +170,7 @@ class AuditContext:
         """Whether ``tx_hash`` is the only transaction of block ``number`` (then balance and
         reward differences across the block are due to it alone)."""
         txs = self.block(number)["transactions"]
-        return len(txs) == 1 and _h(bytes(txs[0])) == tx_hash.lower()
+        return len(txs) == 1 and hex_bytes(bytes(txs[0])) == tx_hash.lower()
 
     def round_events(self, name: str, round_id: int) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == name and e.get("round_id") == round_id]
@@ -190,14 +178,14 @@ class AuditContext:
 
     def _require_posted(self) -> dict[str, Any]:
         if self.post is None:
-            raise _CheckFailed(f"no JobPosted log for job {self.job_id}, yet the job is stored")
+            raise CheckFailed(f"no JobPosted log for job {self.job_id}, yet the job is stored")
         return self.post
 
     def _require_final(self) -> dict[str, Any]:
         if self.final is None:
-            raise _Skip(f"job is {self.status}: no result was recorded")
+            raise CheckSkipped(f"job is {self.status}: no result was recorded")
         if self.call_data is None:
-            raise _CheckFailed(self.call_error)
+            raise CheckFailed(self.call_error)
         return self.final
 
     def balance_at(self, address: str, block: int) -> int | None:

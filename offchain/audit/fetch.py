@@ -19,10 +19,11 @@ TranscriptFetcher = Callable[[str, int], dict[str, Any] | None]
 
 MAX_TRANSCRIPT_BYTES = 16 << 20
 """Largest transcript document the default fetcher reads (endpoints are untrusted)."""
-_MAX_JSON_DEPTH = 8  # a transcript is 4 levels deep
+MAX_JSON_DEPTH = 8
+"""Deepest JSON nesting the default fetcher parses (a transcript is 4 levels deep)."""
 
 
-def _json_depth(data: bytes) -> int:
+def json_depth(data: bytes) -> int:
     """Deepest nesting of JSON arrays/objects in ``data`` (brackets inside strings ignored).
     Checked before parsing: eth-account's dependencies raise the recursion limit, and parsing a
     deeply nested document could then overflow the C stack."""
@@ -94,7 +95,7 @@ def http_transcript_fetcher(timeout_s: float = 3.0,
             body = _run_coroutine(_download(url, timeout_s, deadline_s))
         except (httpx.HTTPError, httpx.InvalidURL, TimeoutError):
             return None
-        if body is None or _json_depth(body) > _MAX_JSON_DEPTH:
+        if body is None or json_depth(body) > MAX_JSON_DEPTH:
             return None
         try:
             doc = json.loads(body)

@@ -3,9 +3,9 @@ settings) and ``deadlines``."""
 
 from __future__ import annotations
 
-from offchain.audit.context import AuditContext, _CheckFailed
-from offchain.audit.report import _STATUS
-from offchain.audit.util import _cs, _short
+from offchain.audit.context import AuditContext
+from offchain.audit.report import STATUS_NAMES, CheckFailed
+from offchain.audit.util import checksum, short
 from offchain.encoding import eip712
 from offchain.types import JobStatus
 
@@ -21,7 +21,7 @@ class JobChecks(AuditContext):
         if len(self.posted) != 1:
             problems.append(f"{len(self.posted)} JobPosted logs")
         for key in ("buyer", "deadline", "committee_size", "threshold", "min_providers"):
-            logged = _cs(p[key]) if key == "buyer" else int(p[key])
+            logged = checksum(p[key]) if key == "buyer" else int(p[key])
             if logged != s[key]:
                 problems.append(f"{key}: logged {logged}, stored {s[key]}")
         if int(p["seed_round"]) != s["seed_round"]:
@@ -40,10 +40,10 @@ class JobChecks(AuditContext):
                             "JobRefunded logs")
         if s["status"] is not expected_status:
             problems.append(f"stored status {self.status} but the logs say "
-                            f"{_STATUS[expected_status]}")
+                            f"{STATUS_NAMES[expected_status]}")
         if problems:
-            raise _CheckFailed("; ".join(problems))
-        return (f"{p['query']!s} on dataset {_short(bytes(p['dataset_id']))}, n={n} t={t} M={m}, "
+            raise CheckFailed("; ".join(problems))
+        return (f"{p['query']!s} on dataset {short(bytes(p['dataset_id']))}, n={n} t={t} M={m}, "
                 f"seed round {p['seed_round']}, buyer {s['buyer']}, status {self.status}; "
                 "log and storage agree")
 
@@ -67,15 +67,15 @@ class JobChecks(AuditContext):
             if tx["value"] != escrow + fee:
                 problems.append(f"postJob tx {p['tx_hash']} carried {tx['value']} wei, not "
                                 f"escrow {escrow} + callback fee {fee}")
-            how = f"paid by the buyer in tx {_short(p['tx_hash'])}"
+            how = f"paid by the buyer in tx {short(p['tx_hash'])}"
         elif self.only_tx(block, p["tx_hash"]):  # through the buyer contract
             delta = self.balance_delta(self.market, block)
             if delta is not None and delta != escrow + fee:
                 problems.append(f"the market's balance grew by {delta} wei in the post block, "
                                 f"not by escrow {escrow} + callback fee {fee}")
-            how = (f"received by the market from the buyer contract in tx {_short(p['tx_hash'])}"
+            how = (f"received by the market from the buyer contract in tx {short(p['tx_hash'])}"
                    if delta is not None else "posted through the buyer contract in tx "
-                   f"{_short(p['tx_hash'])}")
+                   f"{short(p['tx_hash'])}")
         else:
             how = "posted through a contract; the payment was not compared (block shared)"
         min_payment = int(self.contract.functions.minPaymentWei().call())  # immutable
@@ -83,7 +83,7 @@ class JobChecks(AuditContext):
             problems.append(f"escrow {escrow} wei is below minPaymentWei {min_payment}")
         problems += self._callback_problems()
         if problems:
-            raise _CheckFailed("; ".join(problems))
+            raise CheckFailed("; ".join(problems))
         extra = f" + callback fee {fee} wei" if fee else ""
         return f"{escrow} wei escrowed{extra}, {how} (min {min_payment})"
 
@@ -137,5 +137,5 @@ class JobChecks(AuditContext):
                 problems.append(f"refunded at {at}, not after the deadline {deadline}")
             said.append(f"refunded {at - deadline} s after it")
         if problems:
-            raise _CheckFailed("; ".join(problems))
+            raise CheckFailed("; ".join(problems))
         return "; ".join(said)

@@ -4,30 +4,34 @@ block."""
 
 from __future__ import annotations
 
-from offchain.audit.context import AuditContext, _CheckFailed
-from offchain.audit.util import _cs, _short
+from offchain.audit.context import AuditContext
+from offchain.audit.report import CheckFailed
+from offchain.audit.signatures import Signers
+from offchain.audit.util import checksum, short
 
 
 class PaymentChecks(AuditContext):
     """``payments``."""
 
-    def check_payments(self) -> str:
+    def check_payments(self, signers: Signers) -> str:
+        """``payments``; ``signers`` (from :meth:`SignatureChecks.recover_signers`) says which
+        signer was credited which share."""
         self._require_posted()
         escrow = self.stored["escrow_wei"]
         if self.final is not None:
-            return self._check_rewards(escrow)
+            return self._check_rewards(escrow, signers)
         if self.refunded:
             return self._check_refund(escrow)
-        raise _CheckFailed(f"job is {self.status}: its escrow of {escrow} wei is neither paid "
-                           "out nor refunded")
+        raise CheckFailed(f"job is {self.status}: its escrow of {escrow} wei is neither paid "
+                          "out nor refunded")
 
-    def _check_rewards(self, escrow: int) -> str:
+    def _check_rewards(self, escrow: int, signers: Signers) -> str:
         final = self._require_final()
         args = self.call_data
         assert args is not None
         k = len(args["signatures"])
         if k == 0:
-            raise _CheckFailed("no signatures were paid")
+            raise CheckFailed("no signatures were paid")
         share, remainder = escrow // k, escrow % k
         problems = []
         if int(final["reward_per_signer_wei"]) != share:
@@ -44,7 +48,7 @@ class PaymentChecks(AuditContext):
         if self.callback_requested or self.stored_callback[0]:
             if len(delivered) != 1:
                 problems.append(f"a callback was requested but {len(delivered)} JobCallback logs")
-            elif int(delivered[0]["fee_wei"]) != fee or _cs(delivered[0]["finalizer"]) != \
+            elif int(delivered[0]["fee_wei"]) != fee or checksum(delivered[0]["finalizer"]) != \
                     finalizer:
                 problems.append(f"JobCallback credits {delivered[0]['fee_wei']} wei to "
                                 f"{delivered[0]['finalizer']}, not the fee {fee} to the "
@@ -61,11 +65,11 @@ class PaymentChecks(AuditContext):
             # fee: every committee member's (and the finalizer's) rewardsWei must have grown by
             # exactly that, and all together by escrow + fee.
             expected = {m: 0 for m in self.committee}
-            for signer, k_index in self.signer_index.items():
+            for signer, k_index in signers.index.items():
                 expected[signer] = expected.get(signer, 0) + credits[k_index]
             if fee:
                 expected[finalizer] = expected.get(finalizer, 0) + fee
-            known = len(self.signer_index) == k  # else some credit went to an unknown signer
+            known = len(signers.index) == k  # else some credit went to an unknown signer
             grown: dict[str, int] = {}
             for member in expected:
                 after, before = self.rewards_at(member, block), self.rewards_at(member, block - 1)
@@ -85,12 +89,12 @@ class PaymentChecks(AuditContext):
                     problems.append(f"rewards grew by {sum(grown.values())} wei in block "
                                     f"{block}, not by the escrow {escrow} + callback fee {fee}")
         if problems:
-            raise _CheckFailed("; ".join(problems))
+            raise CheckFailed("; ".join(problems))
         how = ("rewards not compared across the block (other transactions in it)"
                if not self.only_tx(block, final["tx_hash"])
                else "rewardsWei not compared across the block" if not compared
                else "each signer's rewardsWei grew by exactly its share"
-               if len(self.signer_index) == k else "the committee's rewards grew by the escrow")
+               if len(signers.index) == k else "the committee's rewards grew by the escrow")
         return (f"escrow {escrow} wei = {k} x {share} + remainder {remainder} (to the first "
                 f"signer); {how}{callback}")
 
@@ -103,7 +107,7 @@ class PaymentChecks(AuditContext):
         if amount != escrow + fee:
             problems.append(f"refunded {amount} wei, but escrow {escrow} + callback fee {fee} "
                             f"were paid")
-        if _cs(ev["buyer"]) != buyer:
+        if checksum(ev["buyer"]) != buyer:
             problems.append(f"refund went to {ev['buyer']}, not the buyer {buyer}")
         tx, receipt = self.source.transaction(ev["tx_hash"]), self.source.receipt(ev["tx_hash"])
         if receipt["status"] != 1:
@@ -125,8 +129,8 @@ class PaymentChecks(AuditContext):
                     problems.append(f"buyer's balance changed by {delta} wei in block {block}, "
                                     f"not by the refund {amount} less gas {gas}")
         if problems:
-            raise _CheckFailed("; ".join(problems))
+            raise CheckFailed("; ".join(problems))
         how = "; it left the market's balance" if compared else ""
         extra = f" and callback fee {fee} wei" if fee else ""
         return (f"escrow {escrow} wei{extra} refunded to the buyer in tx "
-                f"{_short(ev['tx_hash'])}{how}")
+                f"{short(ev['tx_hash'])}{how}")

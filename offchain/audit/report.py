@@ -1,5 +1,6 @@
 """The audit's report: the named checks (:data:`CHECK_NAMES`), one :class:`Check` per name,
-the :class:`AuditReport` of a job, and :class:`AuditError` for an audit that cannot run."""
+the :class:`AuditReport` of a job, :class:`AuditError` for an audit that cannot run, and the two
+outcomes a check raises, :class:`CheckFailed` and :class:`CheckSkipped`."""
 
 from __future__ import annotations
 
@@ -23,11 +24,21 @@ CHECK_NAMES = (
     "transcripts",
 )
 
-_STATUS = {s: s.name.title() for s in JobStatus}  # JobStatus -> "None", "Open", ...
+STATUS_NAMES = {s: s.name.title() for s in JobStatus}
+"""A job status as the report spells it: ``JobStatus.OPEN`` -> ``"Open"``, ..."""
 
 
 class AuditError(MarketError, RuntimeError):
     """The audit cannot run: unreachable RPC, no contract at the address, unknown job."""
+
+
+class CheckFailed(MarketError):
+    """Raised inside a check to fail it; the message becomes the check's detail."""
+
+
+class CheckSkipped(MarketError):
+    """Raised inside a check that does not apply to the job (e.g. the signatures of a refunded
+    job) to skip it; the message becomes the check's detail. A skip is not a failure."""
 
 
 @dataclass(frozen=True)

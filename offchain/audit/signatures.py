@@ -4,29 +4,65 @@ calldata and the ``JobFinalized`` log."""
 
 from __future__ import annotations
 
-from offchain.audit.context import AuditContext, _CheckFailed
-from offchain.audit.util import _cs, _short, _sorted_strictly
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from offchain.audit.context import AuditContext
+from offchain.audit.report import CheckFailed
+from offchain.audit.util import checksum, short, strictly_ascending
 from offchain.encoding import eip712
 from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
 from offchain.types import NodeStatus
 
 _MAX_AGGREGATES = 64
 
+Statistic = int | float | list[int]
+"""The value of a query's statistic (:func:`offchain.encoding.query.statistic`)."""
+
+
+@dataclass(frozen=True)
+class Signers:
+    """The ``finalizeJob`` signatures that verify, as :meth:`SignatureChecks.recover_signers`
+    finds them: ``signatures.valid`` checks them against the logs, and ``signatures.threshold``,
+    ``payments`` and ``transcripts`` are handed them (empty when the job has no decodable
+    result).
+
+    Attributes:
+        valid: (signer, 32-byte transcript root) of each signature that recovers to a committee
+            member registered with stake at the block before finalization, in calldata order
+            (so strictly ascending signers).
+        index: signer -> position k of its signature in the calldata (its reward is the k-th
+            credit).
+        mask: the committee bitmask of the valid signers.
+        problems: why each other signature does not count.
+        result_hash: the 32-byte resultHash the signatures were checked over (recomputed from
+            the calldata's aggregates); empty when nothing was recovered.
+        before: the block whose registrations count (the finalize block - 1).
+    """
+
+    valid: tuple[tuple[str, bytes], ...] = ()
+    index: Mapping[str, int] = field(default_factory=dict)
+    mask: int = 0
+    problems: tuple[str, ...] = ()
+    result_hash: bytes = b""
+    before: int = 0
+
 
 class SignatureChecks(AuditContext):
     """``signatures.*``, ``inputs.providers`` and ``result.*``."""
 
-    def check_signatures_valid(self) -> str:
-        final = self._require_final()
+    def recover_signers(self) -> Signers:
+        """The signatures of the ``finalizeJob`` calldata that verify (see :class:`Signers`);
+        an empty :class:`Signers` for a job without a decodable result or whose calldata is
+        for another job (``signatures.valid`` then says why)."""
         args = self.call_data
-        assert args is not None
+        if self.final is None or args is None or int(args["jobId"]) != self.job_id:
+            return Signers()
         committee = self.committee
-        if int(args["jobId"]) != self.job_id:
-            raise _CheckFailed(f"finalizeJob calldata is for job {args['jobId']}")
         rh = eip712.result_hash([int(x) for x in args["aggregates"]])
         ih = eip712.inputs_hash([(i["provider"], bytes(i["commitment"])) for i in args["inputs"]])
-        before = int(final["block_number"]) - 1
-        problems, mask, pairs = [], 0, []
+        before = int(self.final["block_number"]) - 1
+        problems, mask, pairs, index = [], 0, [], {}
         prev = -1
         for k, ms in enumerate(args["signatures"]):
             root, sig = bytes(ms["transcriptRoot"]), ms["sig"]
@@ -51,8 +87,18 @@ class SignatureChecks(AuditContext):
                 continue
             mask |= 1 << committee.index(signer)
             pairs.append((signer, root))
-            self.signer_index[signer] = k
-        self.valid_signers = pairs
+            index[signer] = k
+        return Signers(tuple(pairs), index, mask, tuple(problems), rh, before)
+
+    def check_signatures_valid(self, signers: Signers) -> str:
+        """``signatures.valid`` over the :meth:`recover_signers` result ``signers``."""
+        final = self._require_final()
+        args = self.call_data
+        assert args is not None
+        if int(args["jobId"]) != self.job_id:
+            raise CheckFailed(f"finalizeJob calldata is for job {args['jobId']}")
+        problems = list(signers.problems)
+        mask, pairs = signers.mask, list(signers.valid)
         if mask != int(final["signer_mask"]) or mask != self.stored["signer_mask"]:
             problems.append(f"signer mask {mask:#x} from the signatures; logged "
                             f"{int(final['signer_mask']):#x}, stored "
@@ -60,19 +106,21 @@ class SignatureChecks(AuditContext):
         if not problems and eip712.proof_hash(pairs) != bytes(final["proof_hash"]):
             problems.append("logged proofHash is not the hash chain of (signer, transcriptRoot)")
         if problems:
-            raise _CheckFailed("; ".join(problems))
-        return (f"{len(pairs)} signature(s) over resultHash {_short(rh)} recover to committee "
-                f"members registered and staked at block {before}: "
+            raise CheckFailed("; ".join(problems))
+        return (f"{len(pairs)} signature(s) over resultHash {short(signers.result_hash)} recover "
+                f"to committee members registered and staked at block {signers.before}: "
                 + ", ".join(s for s, _ in pairs))
 
-    def check_signatures_threshold(self) -> str:
+    def check_signatures_threshold(self, signers: Signers) -> str:
+        """``signatures.threshold``: t+1 distinct valid signers (``signers`` from
+        :meth:`recover_signers`) and t+1 bits in the stored mask."""
         self._require_final()
         t = self.stored["threshold"]
-        k = len({s for s, _ in self.valid_signers})
+        k = len({s for s, _ in signers.valid})
         bits = bin(self.stored["signer_mask"]).count("1")
         if k < t + 1 or bits < t + 1:
-            raise _CheckFailed(f"{k} distinct valid committee signatures ({bits} bits in the "
-                               f"stored mask); t+1 = {t + 1} needed")
+            raise CheckFailed(f"{k} distinct valid committee signatures ({bits} bits in the "
+                              f"stored mask); t+1 = {t + 1} needed")
         return f"{k} distinct valid committee signatures >= t+1 = {t + 1}"
 
     def check_inputs_providers(self) -> str:
@@ -81,12 +129,12 @@ class SignatureChecks(AuditContext):
         assert args is not None
         before = int(final["block_number"]) - 1
         inputs = args["inputs"]
-        providers = [_cs(i["provider"]) for i in inputs]
+        providers = [checksum(i["provider"]) for i in inputs]
         problems = []
-        if not _sorted_strictly(providers):
+        if not strictly_ascending(providers):
             problems.append("providers are not strictly ascending")
         for i in inputs:
-            provider, commitment = _cs(i["provider"]), bytes(i["commitment"])
+            provider, commitment = checksum(i["provider"]), bytes(i["commitment"])
             sig = i["sig"]
             try:
                 signer = eip712.recover_input_signer(
@@ -111,7 +159,7 @@ class SignatureChecks(AuditContext):
             if ih != bytes(final["inputs_hash"]):
                 problems.append("logged inputsHash is not the hash chain of the inputs")
         if problems:
-            raise _CheckFailed("; ".join(problems))
+            raise CheckFailed("; ".join(problems))
         return (f"{len(inputs)} providers (M = {m}) with valid InputCommitment signatures, "
                 "registered; inputsHash matches")
 
@@ -125,23 +173,25 @@ class SignatureChecks(AuditContext):
             problems.append(f"{len(logged)} aggregates (1..64 allowed)")
         rh = eip712.result_hash(logged)
         if rh != bytes(final["result_hash"]):
-            problems.append(f"keccak(aggregates) = {_short(rh)} is not the logged resultHash "
-                            f"{_short(bytes(final['result_hash']))}")
+            problems.append(f"keccak(aggregates) = {short(rh)} is not the logged resultHash "
+                            f"{short(bytes(final['result_hash']))}")
         if rh != self.stored["result_hash"]:
             problems.append(f"keccak(aggregates) is not the stored resultHash "
-                            f"{_short(self.stored['result_hash'])}")
+                            f"{short(self.stored['result_hash'])}")
         if [int(x) for x in args["aggregates"]] != logged:
             problems.append("logged aggregates differ from the finalizeJob calldata")
         if problems:
-            raise _CheckFailed("; ".join(problems))
-        return f"resultHash {_short(rh)} = keccak256(abi.encodePacked({logged}))"
+            raise CheckFailed("; ".join(problems))
+        return f"resultHash {short(rh)} = keccak256(abi.encodePacked({logged}))"
 
-    def check_result_statistic(self) -> str:
+    def check_result_statistic(self) -> tuple[str, Statistic]:
+        """``result.statistic``: (detail, the statistic's value) recomputed from the logged
+        aggregates; the auditor puts the value in the report."""
         final = self._require_final()
         p = self._require_posted()
         try:
             spec = parse_query(str(p["query"]))
-            self.value = statistic(spec, [int(x) for x in final["aggregates"]])
+            value = statistic(spec, [int(x) for x in final["aggregates"]])
         except (QueryError, StatisticError) as exc:
-            raise _CheckFailed(f"{p['query']!s}: {exc}") from None
-        return f"{spec} = {self.value} (from the {spec.n_aggregates} recorded aggregates)"
+            raise CheckFailed(f"{p['query']!s}: {exc}") from None
+        return f"{spec} = {value} (from the {spec.n_aggregates} recorded aggregates)", value

@@ -11,9 +11,10 @@ from typing import Any, Protocol
 from web3 import Web3
 from web3.contract import Contract
 
-from offchain.audit.util import _cs
+from offchain.audit.util import checksum
 from offchain.chain.events import EventDecoder
-from offchain.types import NodeStatus
+from offchain.protocol.registry import replay_registry
+from offchain.types import NodeStatus, Wei
 
 
 class LogSource(Protocol):
@@ -46,8 +47,8 @@ class ChainLogSource:
 
     def transaction(self, tx_hash: str) -> dict[str, Any]:
         tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        return {"hash": tx_hash, "from": _cs(tx["from"]),
-                "to": _cs(tx["to"]) if tx.get("to") else None,
+        return {"hash": tx_hash, "from": checksum(tx["from"]),
+                "to": checksum(tx["to"]) if tx.get("to") else None,
                 "value": int(tx["value"]), "input": bytes(tx["input"]),
                 "block_number": int(tx["blockNumber"])}
 
@@ -59,26 +60,11 @@ class ChainLogSource:
 
 
 def registration_from_events(events: Sequence[dict[str, Any]], node: str,
-                             block: int) -> tuple[int, NodeStatus]:
-    """(stake, status) of ``node`` at the end of ``block`` (stake in wei), replayed from the
-    registry's decoded events of blocks <= ``block`` in chain order,
-    as the registry changes them (see :func:`offchain.protocol.committee.eligible_from_events`):
-    ``NodeRegistered`` sets the stake and makes it Active (a later one is a re-registration),
-    ``NodeExitRequested`` makes it Exiting, ``NodeSlashed`` takes its amount from the stake and
-    makes it Exiting, ``NodeExited`` removes it (stake 0, None)."""
-    node = _cs(node)
-    stake, status = 0, NodeStatus.NONE
-    for ev in events:
-        name = ev.get("event")
-        if name not in ("NodeRegistered", "NodeExitRequested", "NodeSlashed", "NodeExited") \
-                or int(ev["block_number"]) > block or _cs(ev["node"]) != node:
-            continue
-        if name == "NodeRegistered":
-            stake, status = int(ev["stake_wei"]), NodeStatus.ACTIVE
-        elif name == "NodeExited":
-            stake, status = 0, NodeStatus.NONE
-        elif status is not NodeStatus.NONE:
-            if name == "NodeSlashed":
-                stake = max(0, stake - int(ev["amount_wei"]))
-            status = NodeStatus.EXITING
-    return stake, status
+                             block: int) -> tuple[Wei, NodeStatus]:
+    """(stake in wei, status) of ``node`` at the end of ``block``, replayed from the registry's
+    decoded events of blocks <= ``block`` in chain order by the one replay rule
+    (:func:`offchain.protocol.registry.replay_registry`): ``NodeRegistered`` sets the stake and
+    makes it Active (a later one is a re-registration), ``NodeExitRequested`` makes it Exiting,
+    ``NodeSlashed`` takes its amount from the stake and makes it Exiting, ``NodeExited`` removes
+    it (stake 0, NONE)."""
+    return replay_registry(events, block).registration(node)

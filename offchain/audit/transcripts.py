@@ -8,33 +8,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-
-from offchain.audit.context import AuditContext, _CheckFailed, _Skip
-from offchain.audit.util import _cs
+from offchain.audit.context import AuditContext
+from offchain.audit.report import CheckFailed, CheckSkipped
+from offchain.audit.signatures import Signers
+from offchain.audit.util import checksum
 from offchain.types import PROVIDER_KINDS, MessageKind
-from offchain.wire.envelope import EnvelopeError, envelope_digest
-from offchain.wire.keys import SECP256K1_N
+from offchain.wire.envelope import EnvelopeError, envelope_signer
 from offchain.wire.transcript import Transcript
-
-
-def _envelope_signer(env: dict[str, Any]) -> tuple[bytes, str]:
-    """(digest, recovered signer) of an envelope; EnvelopeError/ValueError if malformed or the
-    signature is not canonical (low s, v in {27, 28})."""
-    digest = envelope_digest(env)
-    raw = str(env["signature"])
-    sig = bytes.fromhex(raw[2:]) if raw.startswith("0x") else b""
-    if len(sig) != 65:
-        raise ValueError("signature is not 65 bytes")
-    r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
-    if not (0 < r < SECP256K1_N and 0 < s <= SECP256K1_N // 2 and v in (27, 28)):
-        raise ValueError("signature is not canonical")
-    try:
-        signer = Account.recover_message(encode_defunct(primitive=digest), signature=sig)
-    except Exception as exc:  # eth-keys BadSignature / ValidationError on a bad point
-        raise ValueError(f"signature does not recover: {exc}") from exc
-    return digest, _cs(signer)
 
 
 def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id: int,
@@ -51,9 +31,9 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
     floor((n+t)/2)+1 members and ``open`` messages from at least min(n, 2t+1) members.
     """
     problems: list[str] = []
-    node = _cs(node)
-    market = _cs(market)
-    members = {_cs(m) for m in committee}
+    node = checksum(node)
+    market = checksum(market)
+    members = {checksum(m) for m in committee}
     if doc.get("job_id") != job_id:
         problems.append(f"transcript is for job {doc.get('job_id')!r}")
     if str(doc.get("node", "")).lower() != node.lower():
@@ -66,9 +46,9 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
     for i, msg in enumerate(messages):
         try:
             kind, env = str(msg["kind"]), dict(msg["envelope"])
-            sender, recipient = _cs(msg["sender"]), _cs(
+            sender, recipient = checksum(msg["sender"]), checksum(
                 msg["recipient"])
-            digest, signer = _envelope_signer(env)
+            digest, signer = envelope_signer(env)
         except (KeyError, TypeError, ValueError, EnvelopeError) as exc:
             problems.append(f"message {i}: malformed ({exc})")
             continue
@@ -99,7 +79,7 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
             problems.append(f"Merkle root 0x{root.hex()[:16]}… is not the signed transcriptRoot "
                             f"0x{signed_root.hex()[:16]}…")
     keys = set(transcript.entries)
-    missing = [p for p in providers if (MessageKind.SHARE, _cs(p), node) not in keys]
+    missing = [p for p in providers if (MessageKind.SHARE, checksum(p), node) not in keys]
     if missing:
         problems.append(f"no share from counted provider(s) {', '.join(missing)}")
     n = len(members)
@@ -114,14 +94,17 @@ def verify_transcript(doc: dict[str, Any], *, chain_id: int, market: str, job_id
 class TranscriptChecks(AuditContext):
     """``transcripts``."""
 
-    def check_transcripts(self) -> str:
+    def check_transcripts(self, signers: Signers) -> str:
+        """``transcripts``: each valid signer's (``signers``, from
+        :meth:`~offchain.audit.signatures.SignatureChecks.recover_signers`) published transcript
+        against the root it signed, within :attr:`transcript_budget_s`."""
         self._require_final()
-        if not self.valid_signers:
-            raise _Skip("no valid signature whose transcript could be checked")
-        providers = [_cs(i["provider"]) for i in (self.call_data or {})["inputs"]]
+        if not signers.valid:
+            raise CheckSkipped("no valid signature whose transcript could be checked")
+        providers = [checksum(i["provider"]) for i in (self.call_data or {})["inputs"]]
         problems, verified, unavailable, late, envelopes = [], 0, [], [], 0
         end = time.monotonic() + self.transcript_budget_s
-        for signer, root in self.valid_signers:
+        for signer, root in signers.valid:
             if time.monotonic() >= end:  # the budget is spent: not fetched, not a pass
                 late.append(signer)
                 continue
@@ -143,12 +126,12 @@ class TranscriptChecks(AuditContext):
             else:
                 verified += 1
         if problems:
-            raise _CheckFailed(" | ".join(problems))
+            raise CheckFailed(" | ".join(problems))
         over = (f"; {len(late)} unavailable within the {self.transcript_budget_s:g} s budget "
                 "of the check" if late else "")
         if verified == 0:
-            raise _Skip(f"no signer published its transcript ({len(unavailable)} endpoint(s) "
-                        f"did not answer{over})")
+            raise CheckSkipped(f"no signer published its transcript ({len(unavailable)} "
+                               f"endpoint(s) did not answer{over})")
         rest = (f"; {len(unavailable)} not published" if unavailable else "") + over
         return (f"{verified} signer transcript(s) match their signed roots; {envelopes} "
                 f"envelope signatures valid{rest}")

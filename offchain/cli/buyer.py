@@ -21,8 +21,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from offchain.cli.common import err
+from offchain.encoding.eip712 import SECP256K1_N
 from offchain.errors import MarketError
-from offchain.wire.keys import SECP256K1_N, KeyFileError, NodeKeys
+from offchain.wire.keys import KeyFileError, NodeKeys
 
 __all__ = ["DEFAULT_MANIFEST", "MAX_FEE_PER_GAS_WEI", "MAX_GAS", "CliError", "check_tx",
            "load_account", "load_attempt", "parse_amount", "request", "resolve_api",

@@ -25,7 +25,10 @@ HALF_R = R // 2
 """Bound for the signed embedding: signed values must satisfy ``|v| < HALF_R``."""
 
 
-def _check_element(a: int, what: str = "field element") -> None:
+def check_element(a: int, what: str = "field element") -> None:
+    """Check that ``a`` is an element of F_R in canonical form: an ``int`` (not a bool or an
+    int subclass) in ``[0, R)``. Raises TypeError for another type, ValueError (naming
+    ``what``) for a value outside the range; returns None otherwise."""
     if type(a) is not int:
         raise TypeError(f"{what} must be an int, got {type(a).__name__}")
     if not 0 <= a < R:
@@ -129,7 +132,7 @@ def to_signed(e: int) -> int:
     ``OverflowError`` if the lift is ``±R//2`` — the two elements no :func:`from_signed` value
     maps to, so seeing one means a computation wrapped around the modulus.
     """
-    _check_element(e)
+    check_element(e)
     v = e if e <= HALF_R else e - R
     if abs(v) >= HALF_R:
         raise OverflowError(f"field element {e} lies outside the signed range |v| < R//2")

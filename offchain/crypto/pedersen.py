@@ -55,7 +55,7 @@ from eth_utils.crypto import keccak
 from fastecdsa.curve import Curve
 from fastecdsa.point import Point
 
-from offchain.crypto.field import R, _check_element
+from offchain.crypto.field import R, check_element
 from offchain.crypto.shamir import SharingError, reconstruct_vector
 
 P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
@@ -142,8 +142,8 @@ def commit_point(secret: int, salt: int) -> Point:
     ``ValueError`` if one is outside ``[0, R)``. Perfectly hiding if ``salt`` is uniform;
     binding under discrete log.
     """
-    _check_element(secret, "secret")
-    _check_element(salt, "salt")
+    check_element(secret, "secret")
+    check_element(salt, "salt")
     return secret * G + salt * H
 
 
@@ -161,8 +161,8 @@ def deal(secret: int, salt: int, threshold: int, xs: Sequence[int]) -> Dealing:
     ``x`` is not an int in ``[1, R)``, ``xs`` has duplicates or fewer than ``T + 1`` entries;
     ``TypeError``/``ValueError`` if ``secret`` or ``salt`` is not an element of F_R.
     """
-    _check_element(secret, "secret")
-    _check_element(salt, "salt")
+    check_element(secret, "secret")
+    check_element(salt, "salt")
     _check_threshold(threshold)
     points = list(xs)
     for x in points:

@@ -19,79 +19,61 @@ on-curve check happens in ``offchain.crypto.pedersen.decode_point``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from offchain.crypto.pedersen import P
 from offchain.types import BEACON_KINDS, MessageKind
-from offchain.wire.job_payloads import (
-    Address,
-    FieldHex,
-    Hash32,
-    SigModel,
-    _Payload,
-    decode_payload,
-)
+from offchain.wire.fields import Address, CoordHex, FieldHex, Hash32, SigModel
+from offchain.wire.job_payloads import Payload, decode_payload
 
 MAX_POINTS = 32  # T + 1 <= 32
 MAX_NODES = 256
 
 
-def _coordinate(v: str) -> str:
-    if not v.startswith("0x") or len(v) > 66:
-        raise ValueError("coordinate must be 0x-hex of at most 32 bytes")
-    if int(v, 16) >= P:
-        raise ValueError("coordinate not below the BN254 base prime")
-    return v
-
-
-Coord = Annotated[str, AfterValidator(_coordinate)]
-
-
-class ComplaintModel(_Payload):
+class ComplaintModel(Payload):
     dealer: Address
-    points: list[tuple[Coord, Coord]] = Field(min_length=1, max_length=MAX_POINTS)
+    points: list[tuple[CoordHex, CoordHex]] = Field(min_length=1, max_length=MAX_POINTS)
     share_s: FieldHex
     share_r: FieldHex
     sig: SigModel
 
 
-class BeaconDealPayload(_Payload):
-    points: list[tuple[Coord, Coord]] = Field(min_length=2, max_length=MAX_POINTS)
+class BeaconDealPayload(Payload):
+    points: list[tuple[CoordHex, CoordHex]] = Field(min_length=2, max_length=MAX_POINTS)
     share_s: FieldHex
     share_r: FieldHex
     sig: SigModel
 
 
-class BeaconReportPayload(_Payload):
+class BeaconReportPayload(Payload):
     verified: list[tuple[Address, Hash32]] = Field(max_length=MAX_NODES)
     complaints: list[ComplaintModel] = Field(max_length=MAX_NODES)
 
 
-class BeaconProposePayload(_Payload):
+class BeaconProposePayload(Payload):
     participants: list[Address] = Field(min_length=3, max_length=64)
     commitments: list[Hash32] = Field(min_length=3, max_length=64)
 
 
-class BeaconSignPayload(_Payload):
+class BeaconSignPayload(Payload):
     participants_hash: Hash32
     sig: SigModel
 
 
-class BeaconOpenPayload(_Payload):
+class BeaconOpenPayload(Payload):
     secret: FieldHex
     salt: FieldHex
     rest_hash: Hash32
 
 
-class BeaconRecoverPayload(_Payload):
+class BeaconRecoverPayload(Payload):
     dealer: Address
     share_s: FieldHex
     share_r: FieldHex
 
 
-BEACON_PAYLOADS: dict[str, type[_Payload]] = {
+BEACON_PAYLOADS: dict[str, type[Payload]] = {
     MessageKind.BEACON_DEAL: BeaconDealPayload,
     MessageKind.BEACON_REPORT: BeaconReportPayload,
     MessageKind.BEACON_PROPOSE: BeaconProposePayload,

@@ -44,17 +44,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_abi.abi import encode as abi_encode
-from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_keys.exceptions import BadSignature as _EthKeysBadSignature
-from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from eth_utils.exceptions import ValidationError as _EthValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from offchain.encoding.eip712 import Sig, SignatureError, recover_signer
 from offchain.errors import MarketError
-from offchain.wire.keys import SECP256K1_N
+from offchain.wire.fields import Address, HexBytes
 
 PROTOCOL_TAG = "mpc-market/peer/v1"
 HKDF_INFO = PROTOCOL_TAG.encode()
@@ -101,16 +99,6 @@ class Replayed(EnvelopeError):
     """A message with the same (chain, contract, job, kind, sender, recipient) was accepted."""
 
 
-def _checksum(value: str) -> str:
-    if not is_checksum_address(value):
-        raise ValueError("must be a 0x-prefixed EIP-55 checksummed address")
-    return value
-
-
-_Address = Annotated[str, AfterValidator(_checksum)]
-_Hex = Annotated[str, Field(pattern=r"^0x(?:[0-9a-f]{2})*$")]
-
-
 class Header(BaseModel):
     """The public, authenticated part of an envelope (immutable, hashable).
 
@@ -122,19 +110,20 @@ class Header(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
     chain_id: Annotated[int, Field(ge=1, lt=2**256)]
-    contract: _Address
+    contract: Address
     job_id: Annotated[int, Field(ge=0, lt=2**256)]
     kind: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
-    sender: _Address
-    recipient: _Address
+    sender: Address
+    recipient: Address
 
 
 class _Wire(Header):
     v: Annotated[int, Field(ge=VERSION, le=VERSION)]
-    eph_pub: Annotated[_Hex, Field(min_length=66, max_length=66)]
-    nonce: Annotated[_Hex, Field(min_length=26, max_length=26)]
-    ciphertext: Annotated[_Hex, Field(min_length=2 + 32, max_length=2 + 2 * MAX_CIPHERTEXT_BYTES)]
-    signature: Annotated[_Hex, Field(min_length=132, max_length=132)]
+    eph_pub: Annotated[HexBytes, Field(min_length=66, max_length=66)]
+    nonce: Annotated[HexBytes, Field(min_length=26, max_length=26)]
+    ciphertext: Annotated[HexBytes, Field(min_length=2 + 32,
+                                          max_length=2 + 2 * MAX_CIPHERTEXT_BYTES)]
+    signature: Annotated[HexBytes, Field(min_length=132, max_length=132)]
 
     def header(self) -> Header:
         return Header(
@@ -213,16 +202,15 @@ def _hex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def _verify_signature(digest: bytes, signature: bytes, expected_signer: str) -> None:
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    v = signature[64]
-    if not (0 < r < SECP256K1_N and 0 < s <= SECP256K1_N // 2 and v in (27, 28)):
-        raise BadSignature("signature is not canonical (need 0 < r < N, low s, v in {27, 28})")
+def _recover(digest: bytes, signature: bytes) -> str:
     try:
-        signer = Account.recover_message(encode_defunct(primitive=digest), signature=signature)
-    except (ValueError, _EthKeysBadSignature, _EthValidationError) as exc:
-        raise BadSignature(f"signature does not recover: {exc}") from exc
+        return recover_signer(encode_defunct(primitive=digest), Sig.from_bytes(signature))
+    except (SignatureError, ValueError) as exc:
+        raise BadSignature(str(exc)) from exc
+
+
+def _verify_signature(digest: bytes, signature: bytes, expected_signer: str) -> None:
+    signer = _recover(digest, signature)
     if signer != expected_signer:
         raise BadSignature(f"signed by {signer}, not by the header's sender {expected_signer}")
 
@@ -319,6 +307,20 @@ def envelope_digest(env: bytes | Mapping[str, Any]) -> bytes:
     wire = _parse(env)
     return _signed_digest(canonical_header(wire.header()), _hex(wire.eph_pub),
                           _hex(wire.nonce), _hex(wire.ciphertext))
+
+
+def envelope_signer(env: bytes | Mapping[str, Any]) -> tuple[bytes, str]:
+    """``(digest, signer)``: the 32-byte :func:`envelope_digest` and the checksum address its
+    signature recovers to, without decrypting (an auditor checks a transcript it cannot read).
+
+    The signer is *not* compared with the header's sender: the caller does that. Raises
+    :class:`Malformed` like :func:`open_envelope`, :class:`BadSignature` for a non-canonical
+    (high s, v not in {27, 28}) or unrecoverable signature.
+    """
+    wire = _parse(env)
+    digest = _signed_digest(canonical_header(wire.header()), _hex(wire.eph_pub),
+                            _hex(wire.nonce), _hex(wire.ciphertext))
+    return digest, _recover(digest, _hex(wire.signature))
 
 
 class ReplayGuard:

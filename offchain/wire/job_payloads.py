@@ -3,7 +3,8 @@
 Every payload travels inside an envelope (``offchain.wire.envelope``) that is encrypted to the
 recipient's registered X25519 key and signed by the sender's Ethereum key; the envelope header
 carries the chain, contract, job, kind, sender and recipient. These models validate what is inside:
-field elements in [0, R), 32-byte hashes, checksum addresses, ECDSA signature parts.
+field elements in [0, R), 32-byte hashes, checksum addresses, ECDSA signature parts (the field
+types of :mod:`offchain.wire.fields`, re-exported here for the payloads' users).
 
 Kinds, in protocol order (all rounds are independent of the number of providers):
 
@@ -21,15 +22,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from eth_utils.address import is_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from offchain.crypto.field import R
-from offchain.encoding.eip712 import Sig
 from offchain.errors import MarketError
 from offchain.types import JOB_KINDS, MessageKind
+from offchain.wire.fields import Address, FieldHex, Hash32, SigModel
+
+__all__ = [
+    "MAX_VECTOR",
+    "PAYLOADS",
+    "Address",
+    "AgreePayload",
+    "DeclinePayload",
+    "FieldHex",
+    "Hash32",
+    "OpenPayload",
+    "Payload",
+    "PayloadError",
+    "ReceivedPayload",
+    "SharePayload",
+    "SigModel",
+    "SignaturePayload",
+    "decode_payload",
+    "encode_payload",
+    "h32",
+    "to_hex",
+]
 
 MAX_VECTOR = 64
 
@@ -38,83 +58,45 @@ class PayloadError(MarketError, ValueError):
     """A decrypted payload does not have the shape its kind requires."""
 
 
-def _field_element(v: str) -> str:
-    if not v.startswith("0x") or len(v) > 66:
-        raise ValueError("field element must be 0x-hex of at most 32 bytes")
-    if int(v, 16) >= R:
-        raise ValueError("field element not below the BN254 scalar modulus")
-    return v
+class Payload(BaseModel):
+    """Base of every peer-message payload (job and beacon kinds): strict, frozen, no extra
+    fields, so a payload either validates exactly or raises (PayloadError via
+    :func:`decode_payload`)."""
 
-
-def _hash32(v: str) -> str:
-    if not v.startswith("0x") or len(v) != 66:
-        raise ValueError("expected 0x + 64 hex digits")
-    int(v, 16)
-    return v
-
-
-def _address(v: str) -> str:
-    if not is_checksum_address(v):
-        raise ValueError("expected a checksum address")
-    return v
-
-
-FieldHex = Annotated[str, AfterValidator(_field_element)]
-Hash32 = Annotated[str, AfterValidator(_hash32)]
-Address = Annotated[str, AfterValidator(_address)]
-
-
-class SigModel(BaseModel):
-    """An ECDSA signature (r, s, v) as 0x-hex words and v in {27, 28}."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    r: Hash32
-    s: Hash32
-    v: int = Field(ge=27, le=28)
-
-    def to_sig(self) -> Sig:
-        return Sig(bytes.fromhex(self.r[2:]), bytes.fromhex(self.s[2:]), self.v)
-
-    @classmethod
-    def of(cls, sig: Sig) -> SigModel:
-        return cls(r="0x" + sig.r.hex(), s="0x" + sig.s.hex(), v=sig.v)
-
-
-class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class SharePayload(_Payload):
+class SharePayload(Payload):
     shares: list[FieldHex] = Field(min_length=1, max_length=MAX_VECTOR)
     commitment: Hash32
     commitment_sig: SigModel
 
 
-class DeclinePayload(_Payload):
+class DeclinePayload(Payload):
     reason: str = Field(max_length=200)
 
 
-class ReceivedPayload(_Payload):
+class ReceivedPayload(Payload):
     inputs: list[tuple[Address, Hash32]] = Field(max_length=4096)
 
 
-class AgreePayload(_Payload):
+class AgreePayload(Payload):
     inputs_hash: Hash32
 
 
-class OpenPayload(_Payload):
+class OpenPayload(Payload):
     inputs_hash: Hash32
     sum_shares: list[FieldHex] = Field(min_length=1, max_length=MAX_VECTOR)
 
 
-class SignaturePayload(_Payload):
+class SignaturePayload(Payload):
     result_hash: Hash32
     inputs_hash: Hash32
     transcript_root: Hash32
     sig: SigModel
 
 
-PAYLOADS: dict[str, type[_Payload]] = {
+PAYLOADS: dict[str, type[Payload]] = {
     MessageKind.SHARE: SharePayload,
     MessageKind.DECLINE: DeclinePayload,
     MessageKind.RECEIVED: ReceivedPayload,
@@ -128,14 +110,14 @@ if tuple(PAYLOADS) != JOB_KINDS:
     raise RuntimeError("PAYLOADS must map exactly the job kinds of offchain.types.KIND_RULES")
 
 
-def encode_payload(payload: _Payload) -> bytes:
+def encode_payload(payload: Payload) -> bytes:
     """Canonical JSON bytes of a payload."""
     return json.dumps(payload.model_dump(mode="json"), separators=(",", ":"),
                       sort_keys=True).encode()
 
 
 def decode_payload(kind: str, data: bytes,
-                   payloads: Mapping[str, type[_Payload]] | None = None) -> Any:
+                   payloads: Mapping[str, type[Payload]] | None = None) -> Any:
     """Parse and validate the payload of ``kind`` (looked up in ``payloads``, default the job
     protocol's). Raises PayloadError with the reason."""
     model = (PAYLOADS if payloads is None else payloads).get(kind)

@@ -27,10 +27,8 @@ from cryptography.hazmat.primitives.serialization import (
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from offchain.encoding.eip712 import SECP256K1_N  # Ethereum private keys lie in [1, N)
 from offchain.errors import MarketError
-
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-"""Order of the secp256k1 group; Ethereum private keys are integers in ``[1, N)``."""
 
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _FIELDS = ("eth_private_key", "x25519_private_key")

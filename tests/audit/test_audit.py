@@ -260,11 +260,11 @@ def test_tampered_transcripts_fail(network: DemoNetwork, honest: DemoResult) -> 
 
 def test_fetcher_refuses_deep_nesting() -> None:
     """Endpoints are untrusted: nesting is bounded before any JSON parsing."""
-    from offchain.audit import _json_depth
+    from offchain.audit.fetch import json_depth
 
-    assert _json_depth(b'{"a": [{"b": {"c": "[[[[[[[[[[[[[["}}]}') == 4
-    assert _json_depth(b'{"a": "\\"}') == 1
-    assert _json_depth(b"[" * 100_000) == 100_000
+    assert json_depth(b'{"a": [{"b": {"c": "[[[[[[[[[[[[[["}}]}') == 4
+    assert json_depth(b'{"a": "\\"}') == 1
+    assert json_depth(b"[" * 100_000) == 100_000
 
 
 def test_unpublished_transcripts_are_skipped(network: DemoNetwork, honest: DemoResult) -> None:

@@ -24,7 +24,15 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from offchain.encoding.eip712 import Sig, _address, _bytes32, _digest, _recover, _sign, _uint256
+from offchain.encoding.eip712.base import (
+    Sig,
+    check_bytes32,
+    check_uint256,
+    checksum_address,
+    recover_signer,
+    sign_typed,
+    typed_digest,
+)
 
 __all__ = [
     "BEACON_COMMIT_TYPES",
@@ -62,57 +70,57 @@ def participants_hash(participants: Sequence[str], commitments: Sequence[bytes])
         raise ValueError("participants and commitments differ in length")
     return keccak(abi_encode(
         ["address[]", "bytes32[]"],
-        [[_address(p) for p in participants],
-         [_bytes32(c, "commitment") for c in commitments]]))
+        [[checksum_address(p) for p in participants],
+         [check_bytes32(c, "commitment") for c in commitments]]))
 
 
 def _commit_message(domain: dict[str, Any], round_id: int, p_hash: bytes) -> SignableMessage:
     return encode_typed_data(
         domain_data=domain, message_types=BEACON_COMMIT_TYPES,
-        message_data={"roundId": _uint256(round_id, "round_id"),
-                      "participantsHash": _bytes32(p_hash, "participants_hash")})
+        message_data={"roundId": check_uint256(round_id, "round_id"),
+                      "participantsHash": check_bytes32(p_hash, "participants_hash")})
 
 
 def beacon_commit_digest(domain: dict[str, Any], round_id: int, p_hash: bytes) -> bytes:
     """32-byte digest of ``BeaconCommit(round_id, p_hash)``; equals ``hashBeaconCommit``."""
-    return _digest(_commit_message(domain, round_id, p_hash))
+    return typed_digest(_commit_message(domain, round_id, p_hash))
 
 
 def sign_beacon_commit(account: LocalAccount, domain: dict[str, Any], round_id: int,
                        p_hash: bytes) -> Sig:
     """A participant's signature committing round ``round_id`` to the participant set whose
     :func:`participants_hash` is ``p_hash``. Raises ValueError on malformed arguments."""
-    return _sign(account, _commit_message(domain, round_id, p_hash))
+    return sign_typed(account, _commit_message(domain, round_id, p_hash))
 
 
 def recover_beacon_commit_signer(domain: dict[str, Any], round_id: int, p_hash: bytes,
                                  sig: Sig) -> str:
     """Checksum address that signed ``BeaconCommit(round_id, p_hash)``. Raises ValueError for a
     malformed or high-s signature."""
-    return _recover(_commit_message(domain, round_id, p_hash), sig)
+    return recover_signer(_commit_message(domain, round_id, p_hash), sig)
 
 
 def _share_message(domain: dict[str, Any], round_id: int, recipient: str, commitment: bytes,
                    share_secret: int, share_salt: int) -> SignableMessage:
     return encode_typed_data(
         domain_data=domain, message_types=BEACON_SHARE_TYPES,
-        message_data={"roundId": _uint256(round_id, "round_id"),
-                      "recipient": _address(recipient),
-                      "commitment": _bytes32(commitment, "commitment"),
-                      "shareSecret": _uint256(share_secret, "share_secret"),
-                      "shareSalt": _uint256(share_salt, "share_salt")})
+        message_data={"roundId": check_uint256(round_id, "round_id"),
+                      "recipient": checksum_address(recipient),
+                      "commitment": check_bytes32(commitment, "commitment"),
+                      "shareSecret": check_uint256(share_secret, "share_secret"),
+                      "shareSalt": check_uint256(share_salt, "share_salt")})
 
 
 def sign_share(account: LocalAccount, domain: dict[str, Any], round_id: int, recipient: str,
                commitment: bytes, share_secret: int, share_salt: int) -> Sig:
     """A dealer's signature on the share (f(x), g(x)) it deals to ``recipient``."""
-    return _sign(account, _share_message(domain, round_id, recipient, commitment, share_secret,
-                                         share_salt))
+    return sign_typed(account, _share_message(domain, round_id, recipient, commitment,
+                                              share_secret, share_salt))
 
 
 def recover_share_signer(domain: dict[str, Any], round_id: int, recipient: str,
                          commitment: bytes, share_secret: int, share_salt: int,
                          sig: Sig) -> str:
     """Checksum address that signed the BeaconShare; ValueError for a malformed signature."""
-    return _recover(_share_message(domain, round_id, recipient, commitment, share_secret,
+    return recover_signer(_share_message(domain, round_id, recipient, commitment, share_secret,
                                    share_salt), sig)

@@ -1,4 +1,5 @@
-"""EIP-712 typed data and derived hashes shared with the MPCMarket contract.
+"""EIP-712 typed data of the market (signed by providers and committee members) and the
+hashes derived from a job that the MPCMarket contract recomputes.
 
 Bottom layer: no network, no web3 (only eth-account, eth-abi, eth-utils).
 
@@ -6,13 +7,11 @@ Sources:
   * EIP-712 (typed structured data hashing and signing): digest =
     keccak256(0x19 0x01 || domainSeparator || hashStruct(message)); produced here by eth-account's
     ``encode_typed_data``, signed with ``LocalAccount.sign_message`` and recovered with
-    ``Account.recover_message`` (no hand-rolled ECDSA).
-  * EIP-5267: the contract's ``eip712Domain()`` returns the same domain fields as
-    :func:`market_domain`.
+    ``Account.recover_message`` (no hand-rolled ECDSA), through
+    :mod:`offchain.encoding.eip712.base`.
   * The contract side: ``contracts/core/JobMarket.sol`` (OpenZeppelin EIP712 + ECDSA.tryRecover).
 
-Domain: name "MPCMarket", version "1", chainId = the live chain id, verifyingContract = market.
-Types:
+Domain: :func:`~offchain.encoding.eip712.base.market_domain`. Types:
   ``InputCommitment(uint256 jobId,bytes32 commitment)``  signed by a data provider;
   ``ResultCommitment(uint256 jobId,bytes32 resultHash,bytes32 inputsHash,bytes32 transcriptRoot)``
   signed by a committee member.
@@ -25,28 +24,30 @@ All hashes are 32-byte ``bytes``; addresses are accepted as hex strings and retu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
-from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from offchain.encoding.eip712.base import (
+    Sig,
+    check_bytes32,
+    check_uint256,
+    checksum_address,
+    recover_signer,
+    sign_typed,
+    typed_digest,
+)
+
 __all__ = [
-    "DOMAIN_NAME",
-    "DOMAIN_VERSION",
     "INPUT_COMMITMENT_TYPES",
     "RESULT_COMMITMENT_TYPES",
-    "SECP256K1_N",
-    "Sig",
     "committee_hash",
     "dataset_id",
     "input_commitment_digest",
     "inputs_hash",
-    "market_domain",
     "proof_hash",
     "recover_input_signer",
     "recover_result_signer",
@@ -56,12 +57,6 @@ __all__ = [
     "sign_result_commitment",
     "spec_hash",
 ]
-
-DOMAIN_NAME = "MPCMarket"
-DOMAIN_VERSION = "1"
-
-#: Order of the secp256k1 group; low-s means s <= SECP256K1_N // 2.
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 INPUT_COMMITMENT_TYPES: dict[str, list[dict[str, str]]] = {
     "InputCommitment": [
@@ -81,78 +76,6 @@ RESULT_COMMITMENT_TYPES: dict[str, list[dict[str, str]]] = {
 _ZERO32 = bytes(32)
 _INT256_MIN = -(2**255)
 _INT256_MAX = 2**255 - 1
-_UINT256_MAX = 2**256 - 1
-
-
-@dataclass(frozen=True)
-class Sig:
-    """An ECDSA signature as the contract's ``struct Sig { bytes32 r; bytes32 s; uint8 v; }``.
-
-    Attributes:
-        r: 32 bytes, big-endian.
-        s: 32 bytes, big-endian (low-s for a valid signature).
-        v: recovery id, 27 or 28.
-    """
-
-    r: bytes
-    s: bytes
-    v: int
-
-    def to_tuple(self) -> tuple[bytes, bytes, int]:
-        """``(r, s, v)``: the ABI tuple of ``struct Sig``."""
-        return (self.r, self.s, self.v)
-
-    def to_bytes(self) -> bytes:
-        """65-byte ``r || s || v`` encoding."""
-        return self.r + self.s + bytes([self.v])
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> Sig:
-        """Parse 65-byte ``r || s || v``; raises ValueError on another length."""
-        if len(raw) != 65:
-            raise ValueError(f"a signature is 65 bytes, got {len(raw)}")
-        return cls(r=bytes(raw[:32]), s=bytes(raw[32:64]), v=raw[64])
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _address(value: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise ValueError(f"not an address: {value!r}")
-    return to_checksum_address(value)
-
-
-def _bytes32(value: bytes, what: str) -> bytes:
-    if not isinstance(value, bytes | bytearray) or len(value) != 32:
-        raise ValueError(f"{what} must be 32 bytes")
-    return bytes(value)
-
-
-def _uint256(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _UINT256_MAX:
-        raise ValueError(f"{what} must be a uint256, got {value!r}")
-    return value
-
-
-# ----------------------------------------------------------------------------- domain
-
-
-def market_domain(chain_id: int, contract: str) -> dict[str, Any]:
-    """EIP-712 domain of the market contract at ``contract`` on chain ``chain_id``.
-
-    Returns ``{"name": "MPCMarket", "version": "1", "chainId": chain_id,
-    "verifyingContract": <checksum address>}`` (the fields EIP-5267 ``eip712Domain()`` reports,
-    fields byte 0x0f). Raises ValueError for a bad chain id or address.
-    """
-    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
-        raise ValueError(f"chain id must be a positive int, got {chain_id!r}")
-    return {
-        "name": DOMAIN_NAME,
-        "version": DOMAIN_VERSION,
-        "chainId": chain_id,
-        "verifyingContract": _address(contract),
-    }
 
 
 def _input_message(domain: dict[str, Any], job_id: int, commitment: bytes) -> SignableMessage:
@@ -160,8 +83,8 @@ def _input_message(domain: dict[str, Any], job_id: int, commitment: bytes) -> Si
         domain_data=domain,
         message_types=INPUT_COMMITMENT_TYPES,
         message_data={
-            "jobId": _uint256(job_id, "job_id"),
-            "commitment": _bytes32(commitment, "commitment"),
+            "jobId": check_uint256(job_id, "job_id"),
+            "commitment": check_bytes32(commitment, "commitment"),
         },
     )
 
@@ -177,40 +100,12 @@ def _result_message(
         domain_data=domain,
         message_types=RESULT_COMMITMENT_TYPES,
         message_data={
-            "jobId": _uint256(job_id, "job_id"),
-            "resultHash": _bytes32(result_hash_, "result_hash"),
-            "inputsHash": _bytes32(inputs_hash_, "inputs_hash"),
-            "transcriptRoot": _bytes32(transcript_root, "transcript_root"),
+            "jobId": check_uint256(job_id, "job_id"),
+            "resultHash": check_bytes32(result_hash_, "result_hash"),
+            "inputsHash": check_bytes32(inputs_hash_, "inputs_hash"),
+            "transcriptRoot": check_bytes32(transcript_root, "transcript_root"),
         },
     )
-
-
-def _digest(msg: SignableMessage) -> bytes:
-    # EIP-191 version 0x01 (= EIP-712): keccak256(0x19 || 0x01 || domainSeparator || structHash)
-    return keccak(b"\x19" + msg.version + msg.header + msg.body)
-
-
-def _sign(account: LocalAccount, msg: SignableMessage) -> Sig:
-    signed = account.sign_message(msg)
-    return Sig(r=signed.r.to_bytes(32, "big"), s=signed.s.to_bytes(32, "big"), v=signed.v)
-
-
-def _recover(msg: SignableMessage, sig: Sig) -> str:
-    if len(sig.r) != 32 or len(sig.s) != 32:
-        raise ValueError("r and s must be 32 bytes each")
-    if sig.v not in (27, 28):
-        raise ValueError(f"v must be 27 or 28, got {sig.v}")
-    r = int.from_bytes(sig.r, "big")
-    s = int.from_bytes(sig.s, "big")
-    if not 0 < r < SECP256K1_N:
-        raise ValueError("r out of range")
-    if not 0 < s <= SECP256K1_N // 2:
-        raise ValueError("s is zero or high (malleable signature; the contract rejects it)")
-    try:
-        signer = Account.recover_message(msg, vrs=(sig.v, r, s))
-    except Exception as exc:  # eth-keys raises BadSignature/ValidationError on bad points
-        raise ValueError(f"unrecoverable signature: {exc}") from exc
-    return to_checksum_address(signer)
 
 
 # ----------------------------------------------------------------------------- InputCommitment
@@ -222,7 +117,7 @@ def input_commitment_digest(domain: dict[str, Any], job_id: int, commitment: byt
     Equals the contract's ``hashInputCommitment(jobId, commitment)``. Raises ValueError for a
     bad job id or a commitment that is not 32 bytes.
     """
-    return _digest(_input_message(domain, job_id, commitment))
+    return typed_digest(_input_message(domain, job_id, commitment))
 
 
 def sign_input_commitment(
@@ -232,7 +127,7 @@ def sign_input_commitment(
 
     ``commitment`` is 32 bytes. Raises ValueError on malformed arguments.
     """
-    return _sign(account, _input_message(domain, job_id, commitment))
+    return sign_typed(account, _input_message(domain, job_id, commitment))
 
 
 def recover_input_signer(domain: dict[str, Any], job_id: int, commitment: bytes, sig: Sig) -> str:
@@ -241,7 +136,7 @@ def recover_input_signer(domain: dict[str, Any], job_id: int, commitment: bytes,
     Raises ValueError for a malformed signature, v not in {27, 28}, or a high s (which the
     contract rejects). A well-formed signature over other data recovers to another address.
     """
-    return _recover(_input_message(domain, job_id, commitment), sig)
+    return recover_signer(_input_message(domain, job_id, commitment), sig)
 
 
 # ----------------------------------------------------------------------------- ResultCommitment
@@ -257,7 +152,7 @@ def result_commitment_digest(
     """32-byte EIP-712 digest of ``ResultCommitment(jobId, resultHash, inputsHash,
     transcriptRoot)``; equals the contract's ``hashResultCommitment``. Raises ValueError on
     malformed arguments."""
-    return _digest(_result_message(domain, job_id, result_hash, inputs_hash, transcript_root))
+    return typed_digest(_result_message(domain, job_id, result_hash, inputs_hash, transcript_root))
 
 
 def sign_result_commitment(
@@ -274,7 +169,7 @@ def sign_result_commitment(
     :func:`inputs_hash` of the contributing providers, ``transcript_root`` = the member's own
     transcript Merkle root (all 32 bytes). Raises ValueError on malformed arguments.
     """
-    return _sign(
+    return sign_typed(
         account, _result_message(domain, job_id, result_hash, inputs_hash, transcript_root)
     )
 
@@ -289,7 +184,9 @@ def recover_result_signer(
 ) -> str:
     """Checksum address that signed the ``ResultCommitment``; ValueError as in
     :func:`recover_input_signer`."""
-    return _recover(_result_message(domain, job_id, result_hash, inputs_hash, transcript_root), sig)
+    return recover_signer(
+        _result_message(domain, job_id, result_hash, inputs_hash, transcript_root), sig
+    )
 
 
 # ----------------------------------------------------------------------------- derived hashes
@@ -314,13 +211,13 @@ def _chain(pairs: Sequence[tuple[str, bytes]], what: str) -> bytes:
     h = _ZERO32
     prev = -1
     for addr, value in pairs:
-        checksum = _address(addr)
+        checksum = checksum_address(addr)
         as_int = int(checksum, 16)
         if as_int <= prev:
             raise ValueError(f"{what} addresses must be strictly ascending ({checksum})")
         prev = as_int
         h = keccak(
-            abi_encode(["bytes32", "address", "bytes32"], [h, checksum, _bytes32(value, what)])
+            abi_encode(["bytes32", "address", "bytes32"], [h, checksum, check_bytes32(value, what)])
         )
     return h
 
@@ -349,7 +246,7 @@ def committee_hash(addresses: Sequence[str]) -> bytes:
     """``keccak256(abi.encodePacked(address[] committee))`` = keccak of the addresses each
     left-padded to 32 bytes, in the given order (the contract stores it for the ascending
     committee). Raises ValueError for a malformed address."""
-    return keccak(b"".join(bytes(12) + bytes.fromhex(_address(a)[2:]) for a in addresses))
+    return keccak(b"".join(bytes(12) + bytes.fromhex(checksum_address(a)[2:]) for a in addresses))
 
 
 def spec_hash(dataset_id_: bytes, query: str) -> bytes:
@@ -358,7 +255,7 @@ def spec_hash(dataset_id_: bytes, query: str) -> bytes:
     return keccak(
         abi_encode(
             ["bytes32", "bytes32"],
-            [_bytes32(dataset_id_, "dataset_id"), keccak(query.encode("utf-8"))],
+            [check_bytes32(dataset_id_, "dataset_id"), keccak(query.encode("utf-8"))],
         )
     )
 

@@ -1,4 +1,4 @@
-"""offchain/encoding/eip712.py as pure functions: signing, recovery, validation and derived hashes
+"""offchain/encoding/eip712/ as pure functions: signing, recovery, validation and derived hashes
 (their agreement with the contract is in tests/contracts/test_eip712_digests.py)."""
 
 from __future__ import annotations

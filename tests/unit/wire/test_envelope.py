@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from offchain.encoding.eip712 import SECP256K1_N
 from offchain.wire.envelope import (
     MAX_ENVELOPE_BYTES,
     MAX_PLAINTEXT_BYTES,
@@ -27,10 +28,11 @@ from offchain.wire.envelope import (
     ReplayGuard,
     Tampered,
     envelope_digest,
+    envelope_signer,
     open_envelope,
     seal,
 )
-from offchain.wire.keys import SECP256K1_N, KeyFileError, NodeKeys
+from offchain.wire.keys import KeyFileError, NodeKeys
 
 FAST = settings(max_examples=40, deadline=None)
 CHAIN = 31337
@@ -148,6 +150,13 @@ def test_high_s_signature_rejected(sealed: dict[str, Any]) -> None:
                                    signature=malleated) == ALICE.address
     with pytest.raises(BadSignature, match="canonical"):
         open_as(BOB, {**sealed, "signature": "0x" + malleated.hex()})
+
+
+def test_envelope_signer_recovers_without_decrypting(sealed: dict[str, Any]) -> None:
+    assert envelope_signer(sealed) == (envelope_digest(sealed), ALICE.address)
+    assert envelope_signer(resign(sealed, MALLORY))[1] == MALLORY.address
+    with pytest.raises(BadSignature):
+        envelope_signer({**sealed, "signature": flip(sealed["signature"], 64)})
 
 
 def test_signed_by_someone_else(sealed: dict[str, Any]) -> None:
