@@ -1,8 +1,9 @@
 """Python client of the randomness beacon and committee drawing in the MPCMarket contract.
 
 Wraps ``contracts/core/RandomnessBeacon.sol`` and ``JobMarket.assignCommittee`` through the same
-transaction sender as :class:`~offchain.chain.market.MarketClient` (reverts surface as
-``ContractRevert`` with the custom error's name, e.g. ``BeaconRevealMismatch(0xAbc...)``).
+transaction sender as :class:`~offchain.chain.market.MarketClient` (its public ``sender``;
+reverts surface as ``ContractRevert`` with the custom error's name, e.g.
+``BeaconRevealMismatch(0xAbc...)``).
 
 Units: wei, blocks (phase lengths and deadlines are block numbers), 32-byte ``bytes`` hashes,
 field elements of F_r as ints in [0, r).
@@ -78,10 +79,10 @@ class BeaconClient:
     def __init__(self, market: MarketClient) -> None:
         self.market = market
         self.contract = market.contract
-        self._tx = market._tx
+        self.sender = market.sender
 
     def _call(self, fn: Any) -> Any:
-        with self._tx.reverts():
+        with self.sender.reverts():
             return fn.call()
 
     # ------------------------------------------------------------------ transactions
@@ -98,7 +99,7 @@ class BeaconClient:
             fee = base + (price - base) * 11 // 10
         else:
             fee = fee_wei
-        tx = self._tx.send("requestRandomness", account,
+        tx = self.sender.send("requestRandomness", account,
                            self.contract.functions.requestRandomness(callback_gas_limit),
                            value=fee)
         ev = self.contract.events.RandomnessRequested().process_receipt(tx.receipt,
@@ -113,7 +114,7 @@ class BeaconClient:
         fn = self.contract.functions.commitRound(
             round_id, [to_checksum_address(p) for p in participants],
             [bytes(c) for c in commitments], [s.to_tuple() for s in sigs])
-        return self._tx.send("commitRound", account, fn)
+        return self.sender.send("commitRound", account, fn)
 
     def reveal(self, account: LocalAccount, round_id: int, participants: Sequence[str],
                commitments: Sequence[bytes], openings: Sequence[Opening]) -> TxResult:
@@ -133,7 +134,7 @@ class BeaconClient:
             [bytes(c) for c in commitments], [o.to_tuple() for o in openings])
         # Whichever opening completes the round also finalizes it (output, slashes, rewards):
         # leave room for that even if other openings land between estimate and inclusion.
-        return self._tx.send(name, account, fn, extra_gas=40_000 + 15_000 * len(participants))
+        return self.sender.send(name, account, fn, extra_gas=40_000 + 15_000 * len(participants))
 
     def fail_round(self, account: LocalAccount, round_id: int,
                    participants: Sequence[str] = (), commitments: Sequence[bytes] = ()
@@ -142,7 +143,7 @@ class BeaconClient:
         fn = self.contract.functions.failRound(
             round_id, [to_checksum_address(p) for p in participants],
             [bytes(c) for c in commitments])
-        return self._tx.send("failRound", account, fn)
+        return self.sender.send("failRound", account, fn)
 
     def fulfill(self, account: LocalAccount, request_id: int,
                 gas_limit: int | None = None) -> TxResult:
@@ -151,14 +152,14 @@ class BeaconClient:
         ``gas_limit``: the transaction's gas instead of an estimate. The call is first run by
         eth_call with that gas, so a limit too small for the callback raises ContractRevert
         ExactGasCallInsufficientGas before anything is sent."""
-        return self._tx.send("fulfill", account, self.contract.functions.fulfill(request_id),
+        return self.sender.send("fulfill", account, self.contract.functions.fulfill(request_id),
                              gas=gas_limit)
 
     def assign_committee(self, account: LocalAccount, job_id: int) -> tuple[list[str], TxResult]:
         """Draw and record job ``job_id``'s committee; returns (committee ascending, tx).
         Raises ContractRevert JobNotOpen / JobDeadlinePassed / JobCommitteeAlreadyAssigned /
         JobSeedNotReady / JobTooFewEligibleNodes."""
-        tx = self._tx.send("assignCommittee", account,
+        tx = self.sender.send("assignCommittee", account,
                            self.contract.functions.assignCommittee(job_id))
         ev = self.contract.events.CommitteeAssigned().process_receipt(tx.receipt, errors=DISCARD)
         if len(ev) != 1:
@@ -201,9 +202,9 @@ class BeaconClient:
         return bytes(self._call(self.contract.functions.randomnessOf(request_id)))
 
     def node_blocks(self, address: str) -> tuple[int, int]:
-        """(registered block, exit block or 0) of ``address``."""
-        a, b = self._call(self.contract.functions.nodeBlocks(to_checksum_address(address)))
-        return int(a), int(b)
+        """(registered block, exit block or 0) of ``address`` (as
+        :meth:`~offchain.chain.registry.RegistryCalls.node_blocks`)."""
+        return self.market.node_blocks(address)
 
     def active_node_count(self) -> int:
         return int(self._call(self.contract.functions.activeNodeCount()))
@@ -226,4 +227,4 @@ class BeaconClient:
     def events(self, name: str, from_block: int = 0,
                to_block: int | str = "latest") -> list[dict[str, Any]]:
         """Decoded logs named ``name`` (snake_case args, block_number, tx_hash, log_index)."""
-        return self.market._events(name, from_block, to_block)
+        return self.market.events(name, from_block, to_block)

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from web3 import AsyncWeb3, Web3
@@ -24,21 +23,16 @@ from web3.providers.persistent import WebSocketProvider
 
 from offchain.chain.events import EventDecoder
 from offchain.chain.market import MarketClient
-from offchain.types import NodeStatus
+from offchain.protocol.registry import REGISTRY_EVENTS, RegistryEntry, RegistryState
+from offchain.types import Address
 
 log = logging.getLogger("mpc.follower")
 
 
-@dataclass
-class PeerInfo:
-    """A registry entry as the node uses it: checksummed ``address``, raw 32-byte X25519
-    ``enc_key``, HTTP ``endpoint`` and whether the node is Active (False once Exiting or
-    slashed)."""
-
-    address: str
-    enc_key: bytes
-    endpoint: str
-    active: bool
+PeerInfo = RegistryEntry
+"""A registry entry as the node uses it (:class:`offchain.protocol.registry.RegistryEntry`):
+checksummed ``address``, raw 32-byte X25519 ``enc_key``, HTTP ``endpoint``, and ``active``
+(False once Exiting or slashed)."""
 
 
 class ChainFollower:
@@ -61,7 +55,7 @@ class ChainFollower:
         self.on_block = on_block
         self.events = EventDecoder(market.contract)
         # The registry as of the last processed block, kept current from registry events.
-        self.directory: dict[str, PeerInfo] = {}
+        self.registry = RegistryState()
         self.lookups: dict[str, PeerInfo] = {}  # on-demand registry reads, ahead of events
         self.poke = asyncio.Event()
         self.push_connected = False
@@ -71,39 +65,29 @@ class ChainFollower:
         that registry events keep current; an address not in it (registered in a block not yet
         processed) is looked up on chain and kept in a separate cache, so that the directory
         itself always reflects the chain in event order (job provider sets are taken from it)."""
-        info = self.directory.get(address) or self.lookups.get(address)
+        info = self.registry.nodes.get(Address(address)) or self.lookups.get(address)
         if info is not None:
             return info
-        node = await asyncio.to_thread(self.market.get_node, address)
-        if node.status is NodeStatus.NONE:
+        info = await asyncio.to_thread(self.market.registry_entry, address)
+        if info is None:
             return None
-        info = PeerInfo(address, node.enc_key, node.endpoint, node.status is NodeStatus.ACTIVE)
         self.lookups[address] = info
         return info
 
     def active_nodes(self) -> frozenset[str]:
         """Nodes Active in the registry as of the last processed event."""
-        return frozenset(a for a, p in self.directory.items() if p.active)
+        return frozenset(self.registry.active())
 
     def load_directory(self) -> None:
         """Read every registered node from the registry (blocking; at start-up)."""
-        self.directory = {n.address: PeerInfo(n.address, n.enc_key, n.endpoint,
-                                              n.status is NodeStatus.ACTIVE)
-                          for n in self.market.list_nodes()}
+        self.registry = self.market.registry_now()
 
     def on_registry_event(self, ev: dict[str, Any]) -> None:
         """Apply one registry event (NodeRegistered, NodeEndpointUpdated, NodeExitRequested,
-        NodeSlashed, NodeExited) to the directory."""
-        node = Web3.to_checksum_address(ev["node"])
-        self.lookups.pop(node, None)  # the event stream has caught up with this node
-        if ev["event"] == "NodeRegistered":
-            self.directory[node] = PeerInfo(node, bytes(ev["enc_key"]), ev["endpoint"], True)
-        elif ev["event"] == "NodeEndpointUpdated" and node in self.directory:
-            self.directory[node].endpoint = ev["endpoint"]
-        elif ev["event"] in ("NodeExitRequested", "NodeSlashed") and node in self.directory:
-            self.directory[node].active = False
-        elif ev["event"] == "NodeExited":
-            self.directory.pop(node, None)
+        NodeSlashed, NodeExited) to the directory, by the one replay rule
+        (:meth:`offchain.protocol.registry.RegistryState.apply`)."""
+        self.lookups.pop(Web3.to_checksum_address(ev["node"]), None)  # events caught up
+        self.registry.apply(ev)
 
     async def watch(self, from_block: int) -> None:
         """Follow the market's events from ``from_block`` on, in chain order.
@@ -127,7 +111,7 @@ class ChainFollower:
                             name = ev["event"]
                             if name.startswith("Job") or name == "CommitteeAssigned":
                                 self.on_job(ev)
-                            elif name.startswith("Node"):
+                            elif name in REGISTRY_EVENTS:
                                 self.on_registry_event(ev)
                             elif self.on_beacon is not None:
                                 self.on_beacon(ev)

@@ -18,12 +18,14 @@ An auditor recomputes the committee from chain data alone with :func:`eligible_f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from offchain.protocol.registry import replay_registry
 
 __all__ = ["committee_seed", "draw_committee", "eligible_from_events"]
 
@@ -42,11 +44,12 @@ def committee_seed(output: bytes, job_id: int) -> bytes:
 
 def draw_committee(candidates: Sequence[str], n: int, seed: bytes) -> list[str]:
     """``n`` of ``candidates`` (ascending addresses) drawn with ``seed``, returned ascending, as
-    ``JobMarket.drawCommittee``. Raises ValueError if there are fewer than n candidates."""
+    ``JobMarket.drawCommittee``. Raises ValueError naming the contract's error
+    (``JobTooFewEligibleNodes``) if there are fewer than n candidates."""
     pool = [to_checksum_address(c) for c in candidates]
     m = len(pool)
     if m < n:
-        raise ValueError(f"TooFewEligibleNodes: {m} candidates for a committee of {n}")
+        raise ValueError(f"JobTooFewEligibleNodes: {m} candidates for a committee of {n}")
     for i in range(n):
         r = int.from_bytes(keccak(abi_encode(["bytes32", "uint256"], [seed, i])), "big")
         j = i + r % (m - i)
@@ -54,31 +57,14 @@ def draw_committee(candidates: Sequence[str], n: int, seed: bytes) -> list[str]:
     return sorted(pool[:n], key=lambda a: int(a, 16))
 
 
-def eligible_from_events(events: Iterable[dict[str, Any]], snapshot_block: int) -> list[str]:
+def eligible_from_events(events: Iterable[Mapping[str, Any]],
+                         snapshot_block: int) -> list[str]:
     """Nodes eligible at ``snapshot_block`` (ascending), from the registry's decoded events in
     chain order (NodeRegistered, NodeExitRequested, NodeSlashed, NodeExited; others ignored).
 
     Eligible: the node's latest registration is in a block < snapshot_block, and it has not
     started to exit (request or slash) in a block <= snapshot_block. The registry records the
     same two block numbers (``nodeBlocks``); a later re-registration is a new registration.
+    The replay is :func:`offchain.protocol.registry.replay_registry`.
     """
-    registered: dict[str, int] = {}
-    exited: dict[str, int] = {}
-    for ev in events:
-        name, block = ev.get("event"), int(ev["block_number"])
-        if name not in ("NodeRegistered", "NodeExitRequested", "NodeSlashed", "NodeExited"):
-            continue
-        node = to_checksum_address(ev["node"])
-        if block > snapshot_block and name != "NodeRegistered":
-            continue
-        if name == "NodeRegistered":
-            if block >= snapshot_block:
-                continue
-            registered[node] = block
-            exited.pop(node, None)
-        elif name in ("NodeExitRequested", "NodeSlashed"):
-            exited.setdefault(node, block)
-        elif name == "NodeExited":
-            registered.pop(node, None)
-            exited.pop(node, None)
-    return sorted((a for a in registered if a not in exited), key=lambda a: int(a, 16))
+    return list[str](replay_registry(events, snapshot_block).eligible(snapshot_block))

@@ -27,7 +27,7 @@ from offchain.chain.tx import DEFAULT_TIP_WEI, ErrorDecoder, TxResult, TxSender
 from offchain.crypto.field import R
 from offchain.devnet.compile import CompiledContract, compile_contracts
 from offchain.encoding.eip712 import SECP256K1_N, Sig, committee_hash
-from offchain.encoding.eip712_beacon import (
+from offchain.encoding.eip712.beacon import (
     beacon_commit_digest,
     participants_hash,
     sign_beacon_commit,

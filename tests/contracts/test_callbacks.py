@@ -384,7 +384,7 @@ def test_finalize_needs_gas_for_the_whole_callback(
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if passes(mid) else (mid, hi)
-    tx = env.market._tx.send("finalizeJob", env.outsider, fn, gas=hi)
+    tx = env.market.sender.send("finalizeJob", env.outsider, fn, gas=hi)
     assert market_events(env, "JobCallback", tx)[0]["ok"] is True
     assert callback_gas(env.w3, tx.hash, stats.address) == [STATS_GAS]
     assert stats.call("requestOf", job_id)[1:] == (2, 4, 10 * SCALE, 10 * SCALE // 4)
@@ -424,7 +424,7 @@ def test_post_job_with_callback_limit_zero_is_post_job(env: Env) -> None:
     # the contract entry point itself with limit 0 (the client would call postJob for it)
     fn = env.market.contract.functions.postJobWithCallback(env.dataset, env.query, 3, 1, 3, 600, 0)
     job_b, tx_b = env.market._posted(
-        env.market._tx.send("postJobWithCallback", env.buyer, fn, value=MIN_PAYMENT_WEI))
+        env.market.sender.send("postJobWithCallback", env.buyer, fn, value=MIN_PAYMENT_WEI))
     a, b = env.market.get_job(job_a), env.market.get_job(job_b)
     assert (b.buyer, b.escrow_wei, b.spec_hash, b.committee_size, b.status) == (
         a.buyer, a.escrow_wei, a.spec_hash, a.committee_size, a.status)

@@ -1,4 +1,4 @@
-"""EIP-712 digests and derived hashes of offchain/encoding/eip712.py, checked bit for bit against
+"""EIP-712 digests and derived hashes of offchain/encoding/eip712/, checked bit for bit against
 the deployed MPCMarket (EIP-712 digests, EIP-5267 domain)."""
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from offchain.chain.market import (
     decode_revert,
     deploy_market,
 )
-from offchain.devnet.anvil import Anvil, AnvilError, dev_accounts, wait_for_rpc
+from offchain.devnet.anvil import Anvil, AnvilError
 from offchain.devnet.compile import CompilerNotInstalledError, compile_contracts
+from offchain.devnet.rpc import dev_accounts, wait_for_rpc
 from offchain.encoding import eip712
 from tests.helpers.beacon_driver import mine_until, seed_job
 from tests.helpers.env import (

@@ -39,7 +39,7 @@ def test_draw_is_deterministic_sorted_and_without_replacement() -> None:
     assert drawn == draw_committee(list(NODES), 3, seed)
     assert drawn == sorted(drawn, key=lambda a: int(a, 16)) and len(set(drawn)) == 3
     assert set(draw_committee(NODES, 8, seed)) == set(NODES)
-    with pytest.raises(ValueError, match="TooFewEligibleNodes"):
+    with pytest.raises(ValueError, match="JobTooFewEligibleNodes"):
         draw_committee(NODES[:2], 3, seed)
     with pytest.raises(ValueError):
         committee_seed(b"short", 1)
