@@ -15,6 +15,7 @@ The tree (module of definition in brackets)::
     │   └── InconsistentSharesError
     ├── FixedPointError (ValueError)          [encoding.fixedpoint]
     ├── QueryError, StatisticError (ValueError)  [encoding.query]
+    ├── AddressError, SignatureError (ValueError)  [encoding.eip712.base]
     ├── EnvelopeError                         [wire.envelope]
     │   └── Malformed, Misaddressed, BadSignature, Tampered, Replayed
     ├── PayloadError, KeyFileError (ValueError)  [wire.job_payloads, wire.keys]
@@ -22,10 +23,11 @@ The tree (module of definition in brackets)::
     ├── ArtifactError (RuntimeError)          [chain.artifacts]
     ├── ConfigError, DataSourceError (ValueError), DeliveryError, NodeStartError (RuntimeError)
     │                                         [node.*]
-    ├── AuditError (RuntimeError)             [audit.report]; _CheckFailed, _Skip [audit.context]
+    ├── AuditError (RuntimeError), CheckFailed, CheckSkipped  [audit.report]
     ├── AnvilError, CompilerError, LocalNetError, DemoError (RuntimeError)  [devnet.*]
     ├── CliError, DeploymentError (ValueError)  [cli.*]
-    └── StartupError (RuntimeError), ProblemError, ManifestError (ValueError)  [api.*]
+    └── StartupError (RuntimeError), ProblemError, ManifestError, IdempotencyKeyError
+                                     (ValueError)  [api.*]
 
 ``tests/unit/test_errors.py`` checks that no exception class escapes the root.
 """

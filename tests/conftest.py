@@ -22,9 +22,10 @@ from web3 import Web3
 
 from offchain.chain.beacon import BeaconClient
 from offchain.chain.market import deploy_market
-from offchain.devnet.anvil import Anvil, dev_accounts
+from offchain.devnet.anvil import Anvil
 from offchain.devnet.compile import CompiledContract, compile_contracts
 from offchain.devnet.network import DemoNetwork, DemoOptions, validate
+from offchain.devnet.rpc import dev_accounts
 from tests.helpers.beacon_driver import rpc
 from tests.helpers.env import (
     EXIT_DELAY_S,

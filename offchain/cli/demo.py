@@ -20,14 +20,8 @@ from rich.console import Console
 
 from offchain.cli.common import fail, guard, progress_printer, terminate, tx_table
 from offchain.devnet.compile import CompilerError
-from offchain.devnet.network import (
-    DEFAULT_DATA,
-    DemoError,
-    DemoOptions,
-    DemoResult,
-    run_demo,
-    validate,
-)
+from offchain.devnet.network import DemoError, DemoOptions, DemoResult, run_demo, validate
+from offchain.devnet.provision import DEFAULT_DATA
 
 __all__ = ["demo_command"]
 

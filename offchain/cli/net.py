@@ -1,4 +1,4 @@
-"""``mpc-market up`` and ``mpc-market down``: a persistent local network (offchain/localnet.py).
+"""``mpc-market up`` and ``mpc-market down``: a persistent local network (devnet/localnet.py).
 
     mpc-market up [--providers P] [--data CSV] [--state-dir DIR] [--rpc-port N]
                   [--preserve-history] [--json]
@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from offchain.cli.common import fail, guard, progress_printer, terminate
-from offchain.devnet.localnet import DEFAULT_STATE_DIR, UpOptions, down, up
+from offchain.devnet.localnet import UpOptions, down, up
+from offchain.devnet.state_dir import DEFAULT_STATE_DIR
 from offchain.errors import MarketError
 
 StateDir = Annotated[Path, typer.Option(

@@ -44,7 +44,7 @@ def _check_node_config(cfg: NodeConfig) -> None:
     contract at the market address."""
     from web3 import Web3
 
-    from offchain.devnet.anvil import wait_for_rpc
+    from offchain.devnet.rpc import wait_for_rpc
     from offchain.wire.keys import KeyFileError, NodeKeys
 
     try:

@@ -11,9 +11,7 @@ SIGKILLed owner does not leak it.
 appended to a log file), for ``mpc-market up``: the caller records its pid and stops it with
 SIGTERM, on which anvil writes its ``--state`` file.
 
-:func:`dev_accounts` derives anvil's funded default accounts from the well-known public test
-mnemonic "test test ... junk" (BIP-44 path ``m/44'/60'/0'/0/i``). Those keys are public: use them
-on a devnet only.
+Its funded default accounts and the wait for its JSON-RPC are in :mod:`offchain.devnet.rpc`.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import atexit
 import collections
 import contextlib
 import ctypes
-import json
 import os
 import re
 import signal
@@ -30,36 +27,27 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-
 from offchain.devnet.compile import repo_root
+from offchain.devnet.rpc import wait_for_rpc
+from offchain.devnet.supervisor import spawn
 from offchain.errors import MarketError
 
 __all__ = [
-    "ANVIL_MNEMONIC",
     "Anvil",
     "AnvilError",
     "DetachedAnvil",
     "anvil_binary",
     "anvil_command",
-    "dev_accounts",
     "start_detached",
-    "wait_for_rpc",
 ]
 
-#: The public mnemonic of anvil's (and hardhat's) default accounts.
-ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 _ANVIL_REL = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 _LISTEN_RE = re.compile(r"Listening on (\d+\.\d+\.\d+\.\d+):(\d+)")
 _PR_SET_PDEATHSIG = 1
@@ -108,11 +96,6 @@ class DetachedAnvil:
         return f"http://127.0.0.1:{self.port}"
 
 
-# Popen objects of detached processes, kept so they are never garbage-collected while running
-# (which would warn) and can be reaped by poll().
-_detached: list[subprocess.Popen[bytes]] = []
-
-
 def start_detached(
     extra_args: Sequence[str] = (),
     *,
@@ -131,12 +114,7 @@ def start_detached(
             carries the last line it printed.
     """
     cmd = anvil_command(extra_args, port=port, binary=binary)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        offset = log.tell()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    _detached.append(proc)
+    proc, offset = spawn(cmd, log_file)
     deadline = time.monotonic() + startup_timeout_s
 
     def output() -> str:
@@ -371,52 +349,3 @@ class Anvil:
     def output(self) -> list[str]:
         """The last (up to 200) lines anvil printed."""
         return list(self._lines)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def wait_for_rpc(url: str, timeout_s: float) -> int:
-    """Poll ``eth_chainId`` at ``url`` until it answers; returns the chain id.
-
-    Raises:
-        TimeoutError: no valid answer within ``timeout_s`` seconds (the last error is chained).
-    """
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while True:
-        req = urllib.request.Request(  # noqa: S310 - caller-supplied devnet URL
-            url, data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=max(0.1, timeout_s)) as resp:  # noqa: S310
-                answer = json.loads(resp.read())
-            return int(answer["result"], 16)
-        except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError) as exc:
-            last = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"no JSON-RPC answer from {url} within {timeout_s} s") from last
-        time.sleep(0.02)
-
-
-@lru_cache(maxsize=1)
-def _derived(n: int) -> tuple[LocalAccount, ...]:
-    Account.enable_unaudited_hdwallet_features()
-    return tuple(
-        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
-    )
-
-
-def dev_accounts(n: int = 10) -> list[LocalAccount]:
-    """The first ``n`` anvil default accounts (funded with 10,000 ETH on a fresh anvil).
-
-    Derived with eth-account from the public mnemonic :data:`ANVIL_MNEMONIC` at
-    ``m/44'/60'/0'/0/i``; account 0 is 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266.
-    Raises ValueError if n < 0.
-    """
-    if n < 0:
-        raise ValueError("n must be >= 0")
-    # Derive in blocks of 10 so repeated calls with small n hit the cache.
-    size = max(10, -(-n // 10) * 10)
-    return list(_derived(size)[:n])

@@ -11,7 +11,6 @@ with the plaintext statistic over the whole file.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -29,28 +28,30 @@ from typing import Any
 from web3 import Web3
 
 from offchain.chain.beacon import BeaconClient
-from offchain.chain.market import TxResult, deploy_market
-from offchain.devnet.anvil import Anvil, dev_accounts, wait_for_rpc
+from offchain.chain.market import TxResult
+from offchain.devnet.anvil import Anvil
 from offchain.devnet.compile import CompiledContract, compile_contracts
+from offchain.devnet.provision import (
+    DATASET_NAME,
+    DEFAULT_COLLECT_TIMEOUT_S,
+    DEFAULT_DATA,
+    DEVNET_ARGS,
+    PAYMENT_WEI,
+    STAKE_WEI,
+    deploy_devnet_market,
+    fund,
+    provision_node,
+    receipt_tx,
+    split_rows,
+)
 from offchain.devnet.reference import plaintext_statistic
+from offchain.devnet.rpc import dev_accounts, wait_for_rpc
 from offchain.encoding import eip712
 from offchain.encoding.query import QueryError, StatisticError, parse_query, statistic
 from offchain.errors import MarketError
-from offchain.node.datasource import CsvSource, DataSourceError, open_source, write_sqlite
-from offchain.wire.keys import NodeKeys
+from offchain.node.datasource import CsvSource, DataSourceError, open_source
 
-DATASET_NAME = "wdbc"
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "wdbc.csv"
-STAKE_WEI = 10**18
-PAYMENT_WEI = 3 * 10**16
 READY_TIMEOUT_S = 60.0
-DEVNET_ARGS = ("--block-time", "1", "--mixed-mining")
-PHASE_BLOCKS = 10  # beacon phases on the devnet: 10 one-second blocks each
-
-
-def split_rows(rows: list[list[str]], p: int) -> list[list[list[str]]]:
-    """P disjoint contiguous slices of (nearly) equal size: each provider's share of the data."""
-    return [rows[i * len(rows) // p:(i + 1) * len(rows) // p] for i in range(p)]
 
 
 class DemoError(MarketError, RuntimeError):
@@ -69,7 +70,7 @@ class DemoOptions:
     min_providers: int | None = None
     rpc_url: str | None = None
     timeout_s: int = 120
-    collect_timeout_s: float = 10.0  # how long members wait for every registered provider
+    collect_timeout_s: float = DEFAULT_COLLECT_TIMEOUT_S  # members' wait for every provider
     beacon_withhold: int = 0  # fault injection: this many nodes never reveal beacon contributions
     beacon_bad_share: int = 0  # fault injection: this many (further) nodes deal a bad share
     # deploy this artifact (constructor as MPCMarket's) instead of MPCMarket, e.g. a test double
@@ -154,36 +155,6 @@ def _chain(opts: DemoOptions) -> Iterator[str]:
         yield anvil.rpc_url
 
 
-def provision_node(run_dir: Path, index: int, header: list[str], rows: list[list[str]],
-                   rpc_url: str, market: str, collect_timeout_s: float,
-                   beacon_fault: str | None = None,
-                   dataset_name: str = DATASET_NAME) -> tuple[Path, NodeKeys]:
-    """Write node ``index``'s directory: keys, its slice of data (CSV or SQLite), config."""
-    node_dir = run_dir / f"node-{index}"
-    node_dir.mkdir(parents=True)
-    keys = NodeKeys.generate()
-    keys.save(node_dir / "keys.json")
-    if index % 2 == 0:
-        data_file = node_dir / "records.csv"
-        with open(data_file, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-        dataset: dict[str, Any] = {"path": data_file.name}
-    else:
-        data_file = node_dir / "records.db"
-        write_sqlite(data_file, header, rows)
-        dataset = {"path": data_file.name, "table": "records"}
-    config = {
-        "rpc_url": rpc_url, "market": market, "keys_file": "keys.json",
-        "host": "127.0.0.1", "port": 0, "datasets": {dataset_name: dataset},
-        "register_stake_wei": STAKE_WEI, "state_dir": "state",
-        "collect_timeout_s": collect_timeout_s, "beacon_fault": beacon_fault,
-    }
-    (node_dir / "config.json").write_text(json.dumps(config, indent=2))
-    return node_dir, keys
-
-
 def _fault_of(opts: DemoOptions, index: int) -> str | None:
     if index < opts.beacon_withhold:
         return "withhold"
@@ -251,25 +222,8 @@ class NodeProcesses:
                     stream.close()
 
 
-def receipt_tx(w3: Web3, name: str, tx_hash: str) -> dict[str, Any]:
-    """``{"name", "hash", "gas_used"}`` of a mined transaction (a row of the demo's tx table)."""
-    receipt = w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-    return {"name": name, "hash": tx_hash, "gas_used": int(receipt["gasUsed"])}
-
-
 def _txr(tx: TxResult) -> dict[str, Any]:
     return {"name": tx.name, "hash": tx.hash, "gas_used": tx.gas_used}
-
-
-def fund(w3: Web3, sender: Any, to: str, amount_wei: int) -> str:
-    """Send ETH from a local account; returns the tx hash once mined."""
-    tx = {"to": to, "value": amount_wei, "gas": 21000, "chainId": w3.eth.chain_id,
-          "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-          "maxFeePerGas": 2 * w3.eth.gas_price + 10**9, "maxPriorityFeePerGas": 10**9}
-    signed = sender.sign_transaction(tx)
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
-    return "0x" + bytes(tx_hash).hex()
 
 
 class DemoNetwork:
@@ -313,11 +267,8 @@ class DemoNetwork:
         compile_contracts()
         self.say("deploying the market")
         art = opts.market_artifact
-        self.market = deploy_market(w3, deployer, min_stake_wei=STAKE_WEI,
-                                    exit_delay_s=7 * 86400, min_payment_wei=10**15,
-                                    max_timeout_s=86400, phase_blocks=PHASE_BLOCKS,
-                                    abi=art.abi if art else None,
-                                    bytecode=art.bytecode if art else None)
+        self.market = deploy_devnet_market(w3, deployer, abi=art.abi if art else None,
+                                           bytecode=art.bytecode if art else None)
         self.txs.append(_txr(self.market.deployment))
         self.run_dir = Path(tempfile.mkdtemp(prefix="mpc-market-demo-"))
         self.stack.callback(self.nodes.close)
@@ -384,7 +335,6 @@ class DemoNetwork:
             latency_s=round(latency_s, 4), randomness_round=seed_round,
             node_peak_rss_mib=self.nodes.peak_rss_mib(),
             chain_id=self.chain_id, market=self.market.address, rpc_url=self.rpc_url)
-
 
     def _beacon_txs(self, job_id: int, from_block: int,
                     to_block: int) -> tuple[list[dict[str, Any]], list[str], int]:

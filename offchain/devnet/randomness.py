@@ -19,7 +19,8 @@ from eth_utils.address import to_checksum_address
 
 from offchain.chain.beacon import BeaconClient, RoundStatus
 from offchain.chain.events import EventDecoder
-from offchain.devnet.network import DemoError, DemoNetwork, DemoOptions, receipt_tx, validate
+from offchain.devnet.network import DemoError, DemoNetwork, DemoOptions, validate
+from offchain.devnet.provision import receipt_tx
 from offchain.protocol.beacon import round_output
 from offchain.protocol.committee import eligible_from_events
 

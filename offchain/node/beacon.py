@@ -28,8 +28,8 @@ from web3 import Web3
 from offchain.chain.beacon import BeaconClient, RoundStatus
 from offchain.chain.tx import TxResult
 from offchain.crypto import pedersen
-from offchain.encoding import eip712_beacon
 from offchain.encoding.eip712 import Sig
+from offchain.encoding.eip712 import beacon as eip712_beacon
 from offchain.errors import ProtocolError
 from offchain.node.beacon_round import BeaconChain, RoundRunner, RoundRuntime
 from offchain.node.config import NodeConfig

@@ -30,8 +30,8 @@ from offchain.chain.beacon import BeaconClient, Opening, RoundStatus
 from offchain.chain.market import ContractRevert, TransactionFailed
 from offchain.chain.tx import TxResult
 from offchain.crypto.field import R
-from offchain.encoding import eip712_beacon
 from offchain.encoding.eip712 import Sig
+from offchain.encoding.eip712 import beacon as eip712_beacon
 from offchain.errors import ProtocolError
 from offchain.node.config import NodeConfig
 from offchain.node.peers import Identity, Peers

@@ -30,7 +30,7 @@ from eth_account.signers.local import LocalAccount
 from offchain.node.follower import PeerInfo
 from offchain.node.transport import DeliveryError, PeerClient
 from offchain.wire.envelope import Envelope, Header, seal
-from offchain.wire.job_payloads import _Payload, encode_payload
+from offchain.wire.job_payloads import Payload, encode_payload
 
 log = logging.getLogger("mpc.peers")
 
@@ -123,7 +123,7 @@ class Peers:
         self.directory.poke.set()
 
     # -- sending -------------------------------------------------------------------------------
-    async def send(self, job_id: int, kind: str, recipient: str, payload: _Payload, *,
+    async def send(self, job_id: int, kind: str, recipient: str, payload: Payload, *,
                    record: Callable[[Envelope], None] | None = None) -> None:
         """Seal ``payload`` as message ``kind`` of job (or beacon round) ``job_id`` for
         ``recipient`` and deliver it.

@@ -15,8 +15,9 @@ import pytest
 from eth_account import Account
 
 from offchain.chain.market import ContractRevert
-from offchain.devnet.anvil import dev_accounts
-from offchain.devnet.network import DEFAULT_DATA, DemoNetwork, DemoOptions, validate
+from offchain.devnet.network import DemoNetwork, DemoOptions, validate
+from offchain.devnet.provision import DEFAULT_DATA
+from offchain.devnet.rpc import dev_accounts
 from offchain.encoding import eip712
 from offchain.types import JobStatus
 from offchain.wire.envelope import Header, seal

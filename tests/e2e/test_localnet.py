@@ -1,6 +1,6 @@
-"""The persistent local network (``mpc-market up`` / ``down``, offchain/localnet.py) with real
+"""The persistent local network (``mpc-market up`` / ``down``, devnet/localnet.py) with real
 detached processes (anvil with a state file, 3 node processes, the API server), and the buyer
-CLI (``mpc-market job post|show|wait``, offchain/cli_job.py) against it.
+CLI (``mpc-market job post|show|wait``, offchain/cli/job.py) against it.
 
 The commands run as ``python -m offchain.cli.net`` / ``python -m offchain.cli.job`` in child
 processes, exactly as a user runs them. Without the api/ package, ``up`` refuses to start (tested)
@@ -28,9 +28,10 @@ from web3 import Web3
 from offchain.chain.market import JobStatus, MarketClient
 from offchain.cli.job import CliError, check_tx, job_app, load_account, parse_amount
 from offchain.cli.net import net_app
-from offchain.devnet.anvil import dev_accounts, wait_for_rpc
-from offchain.devnet.localnet import UpOptions, api_available, down, up
-from offchain.devnet.network import PAYMENT_WEI, fund
+from offchain.devnet.localnet import UpOptions, down, up
+from offchain.devnet.provision import PAYMENT_WEI, fund
+from offchain.devnet.rpc import dev_accounts, wait_for_rpc
+from offchain.devnet.supervisor import api_available
 from offchain.encoding import eip712
 from offchain.wire.keys import NodeKeys
 from tests.helpers.paths import ROOT
@@ -275,7 +276,7 @@ def test_up_bad_input(tmp_path: Path) -> None:
 
 
 def test_column_types(tmp_path: Path) -> None:
-    from offchain.devnet.localnet import read_csv
+    from offchain.devnet.state_dir import read_csv
 
     (tmp_path / "d.csv").write_text("n, t ,e\n1.5,x,1\n-2e3,3,\n0,4, 7 \n")
     _header, rows, columns = read_csv(tmp_path / "d.csv", 3)

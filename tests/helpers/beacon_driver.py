@@ -42,7 +42,7 @@ from offchain.chain.tx import TxResult
 from offchain.crypto.field import R
 from offchain.crypto.pedersen import Dealing, commitment_hash, deal, reconstruct, rest_hash
 from offchain.encoding.eip712 import Sig
-from offchain.encoding.eip712_beacon import participants_hash, sign_beacon_commit
+from offchain.encoding.eip712.beacon import participants_hash, sign_beacon_commit
 
 __all__ = [
     "Contribution",
